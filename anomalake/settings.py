@@ -1,0 +1,264 @@
+"""One settings model for every component, chosen by ``ANOMALAKE_PROFILE``.
+
+``local`` (the default) is the embedded single-machine stack that ``anomalake up`` starts:
+a KRaft Kafka broker on loopback, an MLflow server on SQLite with a local artifact store,
+Airflow on SQLite and Spark in ``local[2]`` with Delta tables under ``ANOMALAKE_HOME``.
+
+``cluster`` points the same code at real shared engines: a Spark master, a Kafka cluster
+over SASL_SSL, MLflow on a database with an object-store artifact root and Delta tables on
+object storage. It has no embedded defaults for those addresses: each must be given, as an
+environment variable such as ``ANOMALAKE_KAFKA__BOOTSTRAP_SERVERS`` (nested fields use
+``__``), and a missing one is a validation error that names it.
+
+Every host, port, topic and path in the project is read from :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROFILE_ENV = "ANOMALAKE_PROFILE"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+Profile = Literal["local", "cluster"]
+
+
+class KafkaSettings(BaseModel):
+    """Kafka connection, topics and partition counts."""
+
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 9093
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port list; derived from host and port when unset"
+    )
+    security_protocol: Literal["PLAINTEXT", "SASL_SSL", "SSL", "SASL_PLAINTEXT"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = None
+    topics: dict[str, int] = Field(
+        default_factory=lambda: {"markets.bars": 2, "alerts": 1},
+        description="topic name -> partition count, created by `anomalake up`",
+    )
+    replication_factor: int = 1
+    markets_topic: str = "markets.bars"
+    alerts_topic: str = "alerts"
+    broker_heap: str = "512m"
+
+    @property
+    def servers(self) -> str:
+        """The bootstrap servers string clients use."""
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) connection properties."""
+        conf = {"bootstrap.servers": self.servers, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password
+        if self.ssl_ca_location:
+            conf["ssl.ca.location"] = self.ssl_ca_location
+        return conf
+
+    def spark_options(self) -> dict[str, str]:
+        """Options for Spark's Kafka source and sink (``kafka.``-prefixed)."""
+        opts = {
+            "kafka.bootstrap.servers": self.servers,
+            "kafka.security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            opts["kafka.sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username and self.sasl_password and self.sasl_mechanism:
+            module = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule"
+                if self.sasl_mechanism.upper().startswith("SCRAM")
+                else "org.apache.kafka.common.security.plain.PlainLoginModule"
+            )
+            opts["kafka.sasl.jaas.config"] = (
+                f'{module} required username="{self.sasl_username}" '
+                f'password="{self.sasl_password}";'
+            )
+        if self.ssl_ca_location:
+            opts["kafka.ssl.truststore.location"] = self.ssl_ca_location
+        return opts
+
+
+class MlflowSettings(BaseModel):
+    """MLflow tracking server and registry."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    tracking_uri: str | None = Field(default=None, description="derived from host:port if unset")
+    backend_store_uri: str | None = Field(
+        default=None, description="server's backend store; SQLite under home when unset"
+    )
+    artifact_root: str | None = Field(
+        default=None, description="server's artifact root; a local folder under home when unset"
+    )
+    experiment_prefix: str = Field(
+        default="", description="prefix of experiment and model names; the profile when empty"
+    )
+
+    @property
+    def uri(self) -> str:
+        """The tracking URI clients use."""
+        return self.tracking_uri or f"http://{self.host}:{self.port}"
+
+
+class AirflowSettings(BaseModel):
+    """Airflow metadata database and API server."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    parallelism: int = Field(default=2, description="LocalExecutor worker processes")
+    sql_alchemy_conn: str | None = Field(default=None, description="SQLite under home when unset")
+
+
+class SparkSettings(BaseModel):
+    """How the SparkSession factory builds a session."""
+
+    master: str = "local[2]"
+    app_name: str = "anomalake"
+    shuffle_partitions: int = 4
+    driver_memory: str = "2g"
+    ui_enabled: bool = False
+    extra_conf: dict[str, str] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    """All of Anomalake's configuration; build it with :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANOMALAKE_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    profile: Profile = "local"
+    home: Path = Field(
+        default=PROJECT_ROOT / ".anomalake",
+        description="run folder, logs, local stores (local profile)",
+    )
+    lake_root: str | None = Field(
+        default=None, description="root URI of the Delta tables; <home>/lake when unset"
+    )
+    checkpoint_root: str | None = Field(
+        default=None, description="root URI of streaming checkpoints; <home>/checkpoints when unset"
+    )
+    jars_dir: Path = Field(
+        default=PROJECT_ROOT / "infra" / ".cache" / "jars",
+        description="where `anomalake install` puts the Maven-resolved jars",
+    )
+    dags_folder: Path = PROJECT_ROOT / "dags"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+
+    @model_validator(mode="after")
+    def _cluster_needs_addresses(self) -> Settings:
+        if self.profile != "cluster":
+            return self
+        missing = []
+        if self.spark.master.startswith("local"):
+            missing.append("ANOMALAKE_SPARK__MASTER (e.g. spark://host:7077)")
+        if not self.kafka.bootstrap_servers:
+            missing.append("ANOMALAKE_KAFKA__BOOTSTRAP_SERVERS")
+        if not self.mlflow.tracking_uri:
+            missing.append("ANOMALAKE_MLFLOW__TRACKING_URI")
+        if not self.lake_root:
+            missing.append("ANOMALAKE_LAKE_ROOT (e.g. s3a://bucket/lake)")
+        if not self.checkpoint_root:
+            missing.append("ANOMALAKE_CHECKPOINT_ROOT (e.g. s3a://bucket/checkpoints)")
+        if missing:
+            raise ValueError("cluster profile needs: " + ", ".join(missing))
+        return self
+
+    # --- derived locations -------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        """Pid files and logs of the local stack."""
+        return self.home / "run"
+
+    @property
+    def lake(self) -> str:
+        """Root of the Delta tables."""
+        return self.lake_root or str(self.home / "lake")
+
+    @property
+    def checkpoints(self) -> str:
+        """Root of streaming checkpoints."""
+        return self.checkpoint_root or str(self.home / "checkpoints")
+
+    def table_path(self, name: str) -> str:
+        """Location of the Delta table called ``name`` (e.g. ``bronze_markets``)."""
+        return f"{self.lake.rstrip('/')}/{name}"
+
+    def checkpoint_path(self, query: str) -> str:
+        """Checkpoint location of the streaming query called ``query``."""
+        return f"{self.checkpoints.rstrip('/')}/{query}"
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of MLflow experiment and model names, e.g. ``local-``."""
+        return self.mlflow.experiment_prefix or f"{self.profile}-"
+
+    @property
+    def mlflow_backend_store(self) -> str:
+        """Backend store URI of the MLflow server."""
+        return self.mlflow.backend_store_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        """Default artifact root of the MLflow server."""
+        return self.mlflow.artifact_root or str(self.home / "mlflow" / "artifacts")
+
+    @property
+    def airflow_home(self) -> Path:
+        """AIRFLOW_HOME of the local Airflow."""
+        return self.home / "airflow"
+
+    def airflow_env(self) -> dict[str, str]:
+        """Environment that points Airflow at this project's home, DAGs and database."""
+        conn = self.airflow.sql_alchemy_conn or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+        return {
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
+            "AIRFLOW__API__HOST": self.airflow.host,
+            "AIRFLOW__API__PORT": str(self.airflow.port),
+            "AIRFLOW__API__BASE_URL": f"http://{self.airflow.host}:{self.airflow.port}",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": str(self.profile == "local"),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.airflow_home / "logs"),
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
+            "AIRFLOW__CORE__PARALLELISM": str(self.airflow.parallelism),
+        }
+
+
+def profile_from_env(env: dict[str, str] | None = None) -> Profile:
+    """The profile named by ``ANOMALAKE_PROFILE`` (``local`` when unset)."""
+    value = (env if env is not None else os.environ).get(PROFILE_ENV, "local").strip().lower()
+    if value not in ("local", "cluster"):
+        raise ValueError(f"{PROFILE_ENV}={value!r}: expected 'local' or 'cluster'")
+    return value  # type: ignore[return-value]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, with ``overrides`` taking precedence."""
+    overrides.setdefault("profile", profile_from_env())
+    return Settings(**overrides)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after env changes)."""
+    return load_settings()

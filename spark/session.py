@@ -1,0 +1,62 @@
+"""The one SparkSession factory: built at a job's entry point and passed down."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from anomalake.install import verify
+from anomalake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """The Spark configuration this project runs with (pure: no session is made)."""
+    s = settings.spark
+    jars = verify("spark", settings).jars
+    conf = {
+        "spark.master": s.master,
+        "spark.app.name": s.app_name,
+        "spark.jars": ",".join(str(j) for j in jars),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": s.driver_memory,
+        "spark.ui.enabled": str(s.ui_enabled).lower(),
+        "spark.sql.streaming.stateStore.providerClass": (
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+        ),
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+    }
+    if settings.profile == "local":
+        conf["spark.sql.warehouse.dir"] = str(settings.home / "warehouse")
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        # A single machine: Delta's snapshot reconstruction needs no 50 partitions.
+        conf["spark.databricks.delta.snapshotPartitions"] = "2"
+    conf.update(s.extra_conf)
+    return conf
+
+
+def get_spark(settings: Settings) -> SparkSession:
+    """Build (or return the running) SparkSession with Delta and the Kafka connector."""
+    from pyspark.sql import SparkSession
+
+    # Workers must run this venv's interpreter, not whatever `python3` is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
