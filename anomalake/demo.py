@@ -27,20 +27,29 @@ def bar_records(n_events: int, n_symbols: int, seed: int = 7) -> Iterator[tuple[
     per_symbol = -(-n_events // n_symbols)
     days = -(-per_symbol // 375)
     emitted = 0
-    frames = [generate_bars(s, date(2026, 1, 5), days, seed=seed).head(per_symbol)
-              for s in symbol_names(n_symbols)]
+    frames = [
+        generate_bars(s, date(2026, 1, 5), days, seed=seed).head(per_symbol)
+        for s in symbol_names(n_symbols)
+    ]
     for minute in range(per_symbol):
         for frame in frames:
             if emitted == n_events:
                 return
             row = frame.iloc[minute]
-            yield row["symbol"], encode({
-                "symbol": row["symbol"],
-                "timestamp": row["timestamp"].isoformat(),
-                "open": float(row["open"]), "high": float(row["high"]),
-                "low": float(row["low"]), "close": float(row["close"]),
-                "volume": int(row["volume"]),
-            })
+            yield (
+                row["symbol"],
+                encode(
+                    {
+                        "symbol": row["symbol"],
+                        "timestamp": row["timestamp"].isoformat(),
+                        "open": float(row["open"]),
+                        "high": float(row["high"]),
+                        "low": float(row["low"]),
+                        "close": float(row["close"]),
+                        "volume": int(row["volume"]),
+                    }
+                ),
+            )
             emitted += 1
 
 
@@ -58,10 +67,14 @@ def run_demo(
     started = time.monotonic()
     report = produce(settings.kafka, topic, bar_records(n_events, n_symbols))
     if report.failed:
-        raise AnomalakeError(f"{report.failed} of {report.sent} records not delivered: "
-                             f"{report.errors[:2]}", "check `anomalake status` and the Kafka log")
-    echo(f"produced {report.delivered} bars for {n_symbols} symbols to '{topic}' "
-         f"in {time.monotonic() - started:.1f}s")
+        raise AnomalakeError(
+            f"{report.failed} of {report.sent} records not delivered: {report.errors[:2]}",
+            "check `anomalake status` and the Kafka log",
+        )
+    echo(
+        f"produced {report.delivered} bars for {n_symbols} symbols to '{topic}' "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     spark = get_spark(settings)
     events = parse_json_events(kafka_stream(spark, settings, topic), MARKET_BAR)
     query = land_to_delta(events, settings, BRONZE_TABLE, LANDING_QUERY, available_now=True)

@@ -28,7 +28,7 @@ from anomalake.settings import PROJECT_ROOT, Settings
 POM_DIR = PROJECT_ROOT / "infra" / "maven"
 JAR_SETS = ("kafka", "spark")
 STAMP = ".resolved.json"
-_VERSION_SUFFIX = re.compile(r"-\d[\w.\-]*\.jar$")
+_VERSION_SUFFIX = re.compile(r"-\d+(?:\.\d+)+[\w.\-]*\.jar$")
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,16 @@ def check_java() -> str:
     """Return ``java -version``'s first line; fail clearly without Java 17+."""
     java = shutil.which("java")
     if not java:
-        raise AnomalakeError("Java not found on PATH", "install a JDK 17+ (apt-get install openjdk-17-jdk-headless)")
+        raise AnomalakeError(
+            "Java not found on PATH", "install a JDK 17+ (apt-get install openjdk-17-jdk-headless)"
+        )
     out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
     match = re.search(r'version "(\d+)', out)
     if not match or int(match.group(1)) < 17:
-        raise AnomalakeError(f"Java 17+ required, found: {out.splitlines()[0] if out else '?'}",
-                             "install a JDK 17+ and put it first on PATH")
+        raise AnomalakeError(
+            f"Java 17+ required, found: {out.splitlines()[0] if out else '?'}",
+            "install a JDK 17+ and put it first on PATH",
+        )
     return out.splitlines()[0]
 
 
@@ -57,7 +61,9 @@ def check_maven() -> str:
     """Return the path of ``mvn``; fail clearly without Maven."""
     mvn = shutil.which("mvn")
     if not mvn:
-        raise AnomalakeError("Maven (mvn) not found on PATH", "install Maven 3 (apt-get install maven)")
+        raise AnomalakeError(
+            "Maven (mvn) not found on PATH", "install Maven 3 (apt-get install maven)"
+        )
     return mvn
 
 
@@ -92,10 +98,14 @@ def verify(name: str, settings: Settings) -> JarSet:
     stamp = directory / STAMP
     pom = POM_DIR / name / "pom.xml"
     if not stamp.exists():
-        raise AnomalakeError(f"{name} jars are not installed in {directory}", "run `anomalake install`")
+        raise AnomalakeError(
+            f"{name} jars are not installed in {directory}", "run `anomalake install`"
+        )
     meta = json.loads(stamp.read_text())
     if meta.get("pom_sha256") != _pom_hash(pom):
-        raise AnomalakeError(f"{name} jars were resolved from an older {pom}", "run `anomalake install`")
+        raise AnomalakeError(
+            f"{name} jars were resolved from an older {pom}", "run `anomalake install`"
+        )
     jars = tuple(directory / j for j in meta["jars"])
     bad = [j.name for j in jars if not j.exists() or not _is_valid_jar(j)]
     if bad:
@@ -117,20 +127,31 @@ def resolve(name: str, settings: Settings, *, force: bool = False) -> JarSet:
     directory = settings.jars_dir / name
     staging = settings.jars_dir / f".{name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
-    cmd = [mvn, "-q", "-B", "-f", str(POM_DIR / name / "pom.xml"), "dependency:copy-dependencies",
-           "-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM_DIR / name / "pom.xml"),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         errors = [ln for ln in proc.stdout.splitlines() if "ERROR" in ln][:2]
-        raise AnomalakeError(f"Maven could not resolve the {name} jars: {' '.join(errors)[:300]}",
-                             "check access to Maven Central, then run `anomalake install --force`")
+        raise AnomalakeError(
+            f"Maven could not resolve the {name} jars: {' '.join(errors)[:300]}",
+            "check access to Maven Central, then run `anomalake install --force`",
+        )
     skip = spark_bundled_jars() if name == "spark" else set()
     jars = sorted(p.name for p in staging.glob("*.jar") if artifact_name(p.name) not in skip)
     for p in staging.glob("*.jar"):
         if p.name not in jars:
             p.unlink()
-    (staging / STAMP).write_text(json.dumps(
-        {"pom_sha256": _pom_hash(POM_DIR / name / "pom.xml"), "jars": jars}, indent=1))
+    (staging / STAMP).write_text(
+        json.dumps({"pom_sha256": _pom_hash(POM_DIR / name / "pom.xml"), "jars": jars}, indent=1)
+    )
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     return verify(name, settings)

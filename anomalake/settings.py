@@ -57,9 +57,12 @@ class KafkaSettings(BaseModel):
         """The bootstrap servers string clients use."""
         return self.bootstrap_servers or f"{self.host}:{self.port}"
 
-    def client_config(self) -> dict[str, str]:
-        """librdkafka (confluent-kafka) connection properties."""
-        conf = {"bootstrap.servers": self.servers, "security.protocol": self.security_protocol}
+    def client_config(self) -> dict[str, str | int | float | bool]:
+        """Librdkafka (confluent-kafka) connection properties."""
+        conf: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.servers,
+            "security.protocol": self.security_protocol,
+        }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism
         if self.sasl_username:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from typing_extensions import override
 
 from anomalake.errors import AnomalakeError
 from anomalake.install import check_java, verify
@@ -138,8 +139,13 @@ class Process:
             log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n".encode())
             log.flush()
             proc = subprocess.Popen(  # noqa: S603 - our own command line
-                cmd, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                cmd,
+                env={**os.environ, **env},
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "pgid": proc.pid, "cmd": cmd}))
         return proc.pid
@@ -157,7 +163,9 @@ class Process:
         pgid = data["pgid"]
         was_running = bool(group_members(pgid))
         steps: list[tuple[signal.Signals, bool, float]] = [
-            (sig, leader_only, timeout), (signal.SIGTERM, False, 15.0), (signal.SIGKILL, False, 10.0)
+            (sig, leader_only, timeout),
+            (signal.SIGTERM, False, 15.0),
+            (signal.SIGKILL, False, 10.0),
         ]
         for step_sig, to_leader, wait in steps:
             if not group_members(pgid):
@@ -255,7 +263,9 @@ class Component:
                 return "already running"
             self.proc.stop(self.stop_signal, leader_only=self.signal_leader_only)
         elif self.proc.members():
-            self.proc.stop(self.stop_signal, leader_only=self.signal_leader_only)  # leftovers of a dead leader
+            self.proc.stop(
+                self.stop_signal, leader_only=self.signal_leader_only
+            )  # leftovers of a dead leader
         for host, port in self.ports():
             if port_in_use(host, port):
                 raise AnomalakeError(
@@ -294,29 +304,31 @@ def kafka_cluster_id() -> str:
 def kafka_server_properties(settings: Settings, log_dir: Path) -> str:
     """A single-node KRaft broker+controller configuration (pure)."""
     k = settings.kafka
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@{k.host}:{k.controller_port}",
-        f"listeners=PLAINTEXT://{k.host}:{k.port},CONTROLLER://{k.host}:{k.controller_port}",
-        f"advertised.listeners=PLAINTEXT://{k.host}:{k.port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        f"log.dirs={log_dir}",
-        "num.partitions=1",
-        "auto.create.topics.enable=false",
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=4",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "transaction.state.log.num.partitions=4",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "log.retention.hours=168",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{k.host}:{k.controller_port}",
+            f"listeners=PLAINTEXT://{k.host}:{k.port},CONTROLLER://{k.host}:{k.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{k.host}:{k.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={log_dir}",
+            "num.partitions=1",
+            "auto.create.topics.enable=false",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=4",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "log.retention.hours=168",
+            "",
+        ]
+    )
 
 
 KAFKA_LOG4J = """\
@@ -353,13 +365,16 @@ class Kafka(Component):
         self.base = settings.home / "kafka"
         self.data = self.base / "data"
 
+    @override
     def ports(self) -> list[tuple[str, int]]:
         k = self.settings.kafka
         return [(k.host, k.port), (k.host, k.controller_port)]
 
+    @override
     def url(self) -> str:
         return f"kafka://{self.settings.kafka.servers}"
 
+    @override
     def healthy(self) -> bool:
         from confluent_kafka.admin import AdminClient
 
@@ -375,12 +390,19 @@ class Kafka(Component):
     def _java(self, main: str, *args: str, heap: str = "256m") -> list[str]:
         jars = verify("kafka", self.settings)
         return [
-            "java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC",
+            "java",
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={self.base / 'log4j2.yaml'}",
             f"-Dkafka.logs.dir={self.base / 'logs'}",
-            "-cp", f"{jars.directory}/*", main, *args,
+            "-cp",
+            f"{jars.directory}/*",
+            main,
+            *args,
         ]
 
+    @override
     def launch(self) -> None:
         check_java()
         self.base.mkdir(parents=True, exist_ok=True)
@@ -389,9 +411,11 @@ class Kafka(Component):
         (self.base / "log4j2.yaml").write_text(KAFKA_LOG4J)
         if not (self.data / "meta.properties").exists():
             fmt = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(),
-                           "-c", str(props)),
-                capture_output=True, text=True,
+                self._java(
+                    "kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c", str(props)
+                ),
+                capture_output=True,
+                text=True,
             )
             if fmt.returncode != 0:
                 raise AnomalakeError(
@@ -402,6 +426,7 @@ class Kafka(Component):
             self._java("kafka.Kafka", str(props), heap=self.settings.kafka.broker_heap), env={}
         )
 
+    @override
     def after_start(self) -> None:
         ensure_topics(self.settings)
 
@@ -416,11 +441,12 @@ def ensure_topics(settings: Settings) -> list[str]:
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(name, num_partitions=parts, replication_factor=k.replication_factor)
-        for name, parts in k.topics.items() if name not in existing
+        for name, parts in k.topics.items()
+        if name not in existing
     ]
     if not wanted:
         return []
-    for name, future in admin.create_topics(wanted, operation_timeout=30).items():
+    for _name, future in admin.create_topics(wanted, operation_timeout=30).items():
         try:
             future.result()
         except KafkaException as exc:
@@ -435,27 +461,38 @@ class Mlflow(Component):
     name = "mlflow"
     start_timeout = 120.0
 
+    @override
     def ports(self) -> list[tuple[str, int]]:
         return [(self.settings.mlflow.host, self.settings.mlflow.port)]
 
+    @override
     def url(self) -> str:
         return f"http://{self.settings.mlflow.host}:{self.settings.mlflow.port}"
 
+    @override
     def healthy(self) -> bool:
         try:
             return requests.get(f"{self.url()}/health", timeout=3).status_code == 200
         except requests.RequestException:
             return False
 
+    @override
     def launch(self) -> None:
         s = self.settings
         (s.home / "mlflow").mkdir(parents=True, exist_ok=True)
         cmd = [
-            str(VENV_BIN / "mlflow"), "server",
-            "--backend-store-uri", s.mlflow_backend_store,
-            "--artifacts-destination", s.mlflow_artifact_root,
-            "--host", s.mlflow.host, "--port", str(s.mlflow.port),
-            "--workers", "1",
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            s.mlflow_backend_store,
+            "--artifacts-destination",
+            s.mlflow_artifact_root,
+            "--host",
+            s.mlflow.host,
+            "--port",
+            str(s.mlflow.port),
+            "--workers",
+            "1",
         ]
         env = {
             "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
@@ -475,12 +512,15 @@ class Airflow(Component):
     stop_signal = signal.SIGINT
     signal_leader_only = True
 
+    @override
     def ports(self) -> list[tuple[str, int]]:
         return [(self.settings.airflow.host, self.settings.airflow.port)]
 
+    @override
     def url(self) -> str:
         return f"http://{self.settings.airflow.host}:{self.settings.airflow.port}"
 
+    @override
     def healthy(self) -> bool:
         try:
             resp = requests.get(f"{self.url()}/api/v2/monitor/health", timeout=3)
@@ -496,23 +536,31 @@ class Airflow(Component):
 
     def env(self) -> dict[str, str]:
         """Environment of every airflow command we run."""
-        return {**self.settings.airflow_env(),
-                "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-                "PYTHONPATH": str(self.settings.dags_folder.parent)}
+        return {
+            **self.settings.airflow_env(),
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(self.settings.dags_folder.parent),
+        }
 
+    @override
     def launch(self) -> None:
         self.settings.airflow_home.mkdir(parents=True, exist_ok=True)
         migrate = subprocess.run(
             [str(VENV_BIN / "airflow"), "db", "migrate"],
-            env={**os.environ, **self.env()}, capture_output=True, text=True,
+            env={**os.environ, **self.env()},
+            capture_output=True,
+            text=True,
         )
         if migrate.returncode != 0:
             raise AnomalakeError(
                 f"airflow db migrate failed: {migrate.stderr.strip()[-300:]}",
                 f"check {self.settings.airflow_home}, then `anomalake up` again",
             )
-        self.proc.start([str(VENV_BIN / "airflow"), "standalone"], env=self.env(),
-                        cwd=self.settings.airflow_home)
+        self.proc.start(
+            [str(VENV_BIN / "airflow"), "standalone"],
+            env=self.env(),
+            cwd=self.settings.airflow_home,
+        )
 
 
 def components(settings: Settings, names: Iterable[str] | None = None) -> list[Component]:
@@ -521,8 +569,9 @@ def components(settings: Settings, names: Iterable[str] | None = None) -> list[C
     chosen = list(names) if names else list(COMPONENTS)
     unknown = [n for n in chosen if n not in classes]
     if unknown:
-        raise AnomalakeError(f"unknown component(s): {', '.join(unknown)}",
-                             f"choose from {', '.join(COMPONENTS)}")
+        raise AnomalakeError(
+            f"unknown component(s): {', '.join(unknown)}", f"choose from {', '.join(COMPONENTS)}"
+        )
     return [classes[n](settings) for n in COMPONENTS if n in chosen]
 
 
@@ -534,8 +583,9 @@ def _require_local(settings: Settings) -> None:
         )
 
 
-def up(settings: Settings, names: Iterable[str] | None = None,
-       echo: Callable[[str], None] = print) -> None:
+def up(
+    settings: Settings, names: Iterable[str] | None = None, echo: Callable[[str], None] = print
+) -> None:
     """Start the components; on any failure stop those this call started, then raise."""
     _require_local(settings)
     started: list[Component] = []
@@ -551,8 +601,9 @@ def up(settings: Settings, names: Iterable[str] | None = None,
         raise
 
 
-def down(settings: Settings, names: Iterable[str] | None = None,
-         echo: Callable[[str], None] = print) -> None:
+def down(
+    settings: Settings, names: Iterable[str] | None = None, echo: Callable[[str], None] = print
+) -> None:
     """Stop the components (reverse start order)."""
     for comp in reversed(components(settings, names)):
         echo(f"{comp.name:8} {'stopped' if comp.down() else 'not running'}")

@@ -53,7 +53,9 @@ def land_to_delta(
         .outputMode("append")
         .option("checkpointLocation", settings.checkpoint_path(query_name))
     )
-    writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
-        processingTime="1 second"
+    writer = (
+        writer.trigger(availableNow=True)
+        if available_now
+        else writer.trigger(processingTime="1 second")
     )
     return writer.start(settings.table_path(table))

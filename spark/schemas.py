@@ -11,13 +11,15 @@ from pyspark.sql.types import (
     StructType,
 )
 
-MARKET_BAR = StructType([
-    StructField("v", IntegerType()),
-    StructField("symbol", StringType()),
-    StructField("timestamp", StringType()),
-    StructField("open", DoubleType()),
-    StructField("high", DoubleType()),
-    StructField("low", DoubleType()),
-    StructField("close", DoubleType()),
-    StructField("volume", LongType()),
-])
+MARKET_BAR = StructType(
+    [
+        StructField("v", IntegerType()),
+        StructField("symbol", StringType()),
+        StructField("timestamp", StringType()),
+        StructField("open", DoubleType()),
+        StructField("high", DoubleType()),
+        StructField("low", DoubleType()),
+        StructField("close", DoubleType()),
+        StructField("volume", LongType()),
+    ]
+)

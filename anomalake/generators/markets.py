@@ -52,12 +52,14 @@ def generate_bars(
     minute_of_day = np.arange(n) % SESSION_MINUTES
     u_shape = 1.0 + 1.5 * ((minute_of_day - SESSION_MINUTES / 2) / (SESSION_MINUTES / 2)) ** 2
     volume = np.round(rng.lognormal(mean=7.0, sigma=0.6, size=n) * u_shape).astype(np.int64)
-    return pd.DataFrame({
-        "symbol": symbol,
-        "timestamp": index,
-        "open": open_.round(2),
-        "high": high.round(2),
-        "low": low.round(2),
-        "close": close.round(2),
-        "volume": volume,
-    })
+    return pd.DataFrame(
+        {
+            "symbol": symbol,
+            "timestamp": index,
+            "open": open_.round(2),
+            "high": high.round(2),
+            "low": low.round(2),
+            "close": close.round(2),
+            "volume": volume,
+        }
+    )
