@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -93,13 +94,121 @@ def status() -> None:
 @app.command()
 @one_line_errors
 def demo(
-    events: Annotated[int, typer.Option(help="events to generate")] = 5000,
-    symbols: Annotated[int, typer.Option(help="entities (symbols)")] = 5,
+    symbols: Annotated[int, typer.Option(help="symbols to generate")] = 10,
+    days: Annotated[int, typer.Option(help="trading days to generate")] = 2,
 ) -> None:
-    """Run the main job on embedded defaults: generate -> Kafka -> Spark -> Delta."""
+    """Markets end to end: generate -> replay to Kafka -> speed layer -> Delta + alerts."""
     from anomalake.demo import run_demo
 
-    run_demo(get_settings(), n_events=events, n_symbols=symbols, echo=typer.echo)
+    run_demo(get_settings(), n_symbols=symbols, days=days, echo=typer.echo)
+
+
+generate_app = typer.Typer(
+    help="Write synthetic data sets with ground truth.", no_args_is_help=True
+)
+replay_app = typer.Typer(help="Send data files to Kafka.", no_args_is_help=True)
+stream_app = typer.Typer(help="Run a speed-layer streaming job.", no_args_is_help=True)
+app.add_typer(generate_app, name="generate")
+app.add_typer(replay_app, name="replay")
+app.add_typer(stream_app, name="stream")
+
+
+@generate_app.command("markets")
+@one_line_errors
+def generate_markets(
+    out: Annotated[Path, typer.Argument(help="folder to write the CSV files into")],
+    symbols: Annotated[int, typer.Option(help="number of symbols")] = 5,
+    start: Annotated[str, typer.Option(help="first trading day, YYYY-MM-DD")] = "2026-01-05",
+    days: Annotated[int, typer.Option(help="trading days")] = 1,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    faults: Annotated[
+        bool, typer.Option(help="add malformed rows, duplicates, disorder, gaps")
+    ] = False,
+) -> None:
+    """Minute bars per symbol, with labels.csv (injected anomalies) and faults.csv."""
+    from datetime import date
+
+    from anomalake.generators.markets import NO_FAULTS, FaultRates, write_market_files
+
+    paths = write_market_files(
+        out,
+        symbols,
+        date.fromisoformat(start),
+        days,
+        seed=seed,
+        faults=FaultRates() if faults else NO_FAULTS,
+    )
+    typer.echo(f"wrote {len(paths)} files, labels.csv and faults.csv to {out}")
+
+
+@replay_app.command("markets")
+@one_line_errors
+def replay_markets(
+    path: Annotated[Path, typer.Argument(help="a minute-bar CSV or a folder of them")],
+    speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
+    topic: Annotated[str | None, typer.Option(help="defaults to the configured topic")] = None,
+) -> None:
+    """Produce the files' rows to Kafka keyed by symbol, in event-time order."""
+    from anomalake.producer import produce
+    from anomalake.replay import count_rows, replay_messages
+
+    settings = get_settings()
+    target = topic or settings.kafka.markets_topic
+    total = count_rows(path)
+    with typer.progressbar(length=total, label=f"replay -> {target}") as bar:
+        last = 0
+
+        def progress(sent: int) -> None:
+            nonlocal last
+            bar.update(sent - last)
+            last = sent
+
+        report = produce(settings.kafka, target, replay_messages(path, speed), progress)
+        bar.update(report.sent - last)
+    typer.echo(f"sent {report.sent}, delivered {report.delivered}, failed {report.failed}")
+    if report.failed:
+        for err in report.errors:
+            typer.echo(f"  {err}", err=True)
+        raise typer.Exit(1)
+
+
+@stream_app.command("markets")
+@one_line_errors
+def stream_markets(
+    topic: Annotated[str | None, typer.Option(help="defaults to the configured topic")] = None,
+    seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
+) -> None:
+    """The markets speed layer: rules A1/A2, quarantine, alerts (runs until SIGINT/SIGTERM)."""
+    import signal
+
+    from anomalake.install import install as do_install
+    from spark.session import get_spark
+    from spark.streams.markets import start as start_stream
+
+    settings = get_settings()
+    do_install(settings)
+    spark = get_spark(settings)
+    query = start_stream(spark, settings, topic)
+    m = settings.markets
+    typer.echo(
+        f"streaming {topic or settings.kafka.markets_topic} -> "
+        f"{settings.table_path(m.bronze_table)}, {m.quarantine_table}, {m.alerts_table}; "
+        f"checkpoint {settings.checkpoint_path(m.query_name)}"
+    )
+
+    def stop(_signum: int, _frame: object) -> None:
+        query.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    query.awaitTermination(int(seconds) if seconds > 0 else None)
+    if query.isActive:
+        query.stop()
+    if query.exception():
+        raise AnomalakeError(
+            f"the streaming query failed: {query.exception()}",
+            "read the error above, fix, and restart: the checkpoint resumes it",
+        )
 
 
 def main() -> None:

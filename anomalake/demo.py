@@ -1,90 +1,118 @@
-"""``anomalake demo``: the main job on embedded defaults, end to end on the real stack.
+"""``anomalake demo``: the markets use case end to end on embedded defaults.
 
-generate minute bars -> produce them to Kafka (keyed by symbol) -> a Spark Structured
-Streaming query lands them in the ``bronze_markets`` Delta table -> print what landed
-and where to look.
+generate minute bars with injected anomalies and export faults -> replay them to Kafka
+(keyed by symbol, idempotent producer) -> the speed layer (Spark Structured Streaming with
+per-symbol rule state) writes bronze, quarantine and alerts Delta tables and the alerts
+topic -> print a summary and where to look.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anomalake import stack
 from anomalake.errors import AnomalakeError
-from anomalake.generators.markets import generate_bars, symbol_names
+from anomalake.generators.markets import FaultRates, write_market_files
 from anomalake.install import install
-from anomalake.producer import encode, produce
+from anomalake.producer import produce
+from anomalake.replay import replay_messages
 from anomalake.settings import Settings
 
-BRONZE_TABLE = "bronze_markets"
-LANDING_QUERY = "land_markets"
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
-def bar_records(n_events: int, n_symbols: int, seed: int = 7) -> Iterator[tuple[str, bytes]]:
-    """(symbol, JSON bar) pairs: ``n_events`` bars spread over ``n_symbols`` symbols."""
-    per_symbol = -(-n_events // n_symbols)
-    days = -(-per_symbol // 375)
-    emitted = 0
-    frames = [
-        generate_bars(s, date(2026, 1, 5), days, seed=seed).head(per_symbol)
-        for s in symbol_names(n_symbols)
-    ]
-    for minute in range(per_symbol):
-        for frame in frames:
-            if emitted == n_events:
-                return
-            row = frame.iloc[minute]
-            yield (
-                row["symbol"],
-                encode(
-                    {
-                        "symbol": row["symbol"],
-                        "timestamp": row["timestamp"].isoformat(),
-                        "open": float(row["open"]),
-                        "high": float(row["high"]),
-                        "low": float(row["low"]),
-                        "close": float(row["close"]),
-                        "volume": int(row["volume"]),
-                    }
-                ),
-            )
-            emitted += 1
+def table_counts(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    """Rows in the bronze, quarantine and alerts tables."""
+    m = settings.markets
+    return {
+        name: spark.read.format("delta").load(settings.table_path(name)).count()
+        for name in (m.bronze_table, m.quarantine_table, m.alerts_table)
+    }
 
 
 def run_demo(
-    settings: Settings, n_events: int, n_symbols: int, echo: Callable[[str], None] = print
-) -> int:
-    """Run the demo; returns the number of rows the Delta table holds."""
-    from spark.ingest import kafka_stream, land_to_delta, parse_json_events
-    from spark.schemas import MARKET_BAR
+    settings: Settings, n_symbols: int, days: int, echo: Callable[[str], None] = print
+) -> dict[str, int]:
+    """Run the demo; returns the table counts."""
+    from pyspark.sql import functions as F
+
     from spark.session import get_spark
+    from spark.streams.markets import start
 
     install(settings)
     stack.up(settings, echo=echo)
-    topic = settings.kafka.markets_topic
-    started = time.monotonic()
-    report = produce(settings.kafka, topic, bar_records(n_events, n_symbols))
+    data_dir = Path(settings.home) / "demo" / "markets"
+    files = write_market_files(
+        data_dir, n_symbols, date(2026, 1, 5), days, seed=42, faults=FaultRates()
+    )
+    echo(f"generated {len(files)} symbol files with labels and faults in {data_dir}")
+    spark = get_spark(settings)
+    m = settings.markets
+    before = (
+        sum(table_counts(spark, settings).values())
+        - (table_counts(spark, settings)[m.alerts_table])
+        if _tables_exist(spark, settings)
+        else 0
+    )
+    query = start(spark, settings)
+    report = produce(settings.kafka, settings.kafka.markets_topic, replay_messages(data_dir))
     if report.failed:
+        query.stop()
         raise AnomalakeError(
-            f"{report.failed} of {report.sent} records not delivered: {report.errors[:2]}",
+            f"{report.failed} of {report.sent} records not delivered",
             "check `anomalake status` and the Kafka log",
         )
+    echo(f"replayed {report.delivered} records to '{settings.kafka.markets_topic}'")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if query.exception():
+            raise AnomalakeError(
+                f"the speed layer failed: {query.exception()}",
+                "read the error above; restarting resumes from the checkpoint",
+            )
+        counts = table_counts(spark, settings)
+        if counts[m.bronze_table] + counts[m.quarantine_table] - before >= report.delivered:
+            break
+        time.sleep(2)
+    query.stop()
+    counts = table_counts(spark, settings)
+    echo("")
     echo(
-        f"produced {report.delivered} bars for {n_symbols} symbols to '{topic}' "
-        f"in {time.monotonic() - started:.1f}s"
+        f"events in bronze      {counts[m.bronze_table]:>8}  {settings.table_path(m.bronze_table)}"
     )
-    spark = get_spark(settings)
-    events = parse_json_events(kafka_stream(spark, settings, topic), MARKET_BAR)
-    query = land_to_delta(events, settings, BRONZE_TABLE, LANDING_QUERY, available_now=True)
-    query.awaitTermination()
-    table = spark.read.format("delta").load(settings.table_path(BRONZE_TABLE))
-    rows = table.count()
-    echo(f"Delta table {BRONZE_TABLE}: {rows} rows at {settings.table_path(BRONZE_TABLE)}")
-    table.groupBy("symbol").count().orderBy("symbol").show(n_symbols, truncate=False)
-    echo(f"checkpoint: {settings.checkpoint_path(LANDING_QUERY)}")
+    echo(
+        f"quarantined records   {counts[m.quarantine_table]:>8}  "
+        f"{settings.table_path(m.quarantine_table)}"
+    )
+    echo(
+        f"alerts                {counts[m.alerts_table]:>8}  {settings.table_path(m.alerts_table)}"
+        f" and topic '{settings.kafka.alerts_topic}'"
+    )
+    alerts = spark.read.format("delta").load(settings.table_path(m.alerts_table))
+    by_rule = alerts.select(F.explode("rules").alias("rule")).groupBy("rule").count()
+    echo(
+        "anomalies by rule:    "
+        + ", ".join(f"{r['rule']} {r['count']}" for r in by_rule.orderBy("rule").collect())
+    )
+    top = alerts.groupBy("symbol").count().orderBy(F.desc("count"), "symbol").limit(5).collect()
+    echo("top symbols:          " + ", ".join(f"{r['symbol']} {r['count']}" for r in top))
+    reasons = (
+        spark.read.format("delta")
+        .load(settings.table_path(m.quarantine_table))
+        .select(F.regexp_extract("reason", r"^([a-zA-Z ]+)", 1).alias("r"))
+        .groupBy("r")
+        .count()
+        .orderBy(F.desc("count"))
+        .collect()
+    )
+    echo("quarantine reasons:   " + ", ".join(f"{r['r'].strip()} {r['count']}" for r in reasons))
+    echo(f"checkpoint:           {settings.checkpoint_path(m.query_name)}")
     for st in stack.status(settings):
         echo(f"{st.name:8} {'healthy' if st.healthy else 'DOWN':8} {st.url}")
-    echo("stop everything with: make down")
-    return rows
+    echo("keep streaming: anomalake stream markets   |   stop everything: make down")
+    return counts

@@ -127,6 +127,26 @@ class AirflowSettings(BaseModel):
     sql_alchemy_conn: str | None = Field(default=None, description="SQLite under home when unset")
 
 
+class MarketsSettings(BaseModel):
+    """The markets use case: rule thresholds, lateness, tables and the stream's trigger."""
+
+    a1_threshold: float = Field(default=0.005, description="A1: |close move| > this fraction")
+    a2_factor: float = Field(default=1.02, description="A2: volume > factor x window mean")
+    a2_window_minutes: int = 10
+    a2_min_history: int = Field(default=10, description="bars in the window needed for A2")
+    lateness_minutes: int = Field(default=5, description="per-symbol event-time watermark")
+    flush_after_seconds: float = Field(
+        default=5.0, description="an idle symbol's pending bars are evaluated after this"
+    )
+    max_payload_bytes: int = 4096
+    trigger_seconds: float = 0.5
+    max_offsets_per_trigger: int | None = None
+    bronze_table: str = "bronze_markets"
+    quarantine_table: str = "quarantine_markets"
+    alerts_table: str = "alerts_markets"
+    query_name: str = "markets_speed_layer"
+
+
 class SparkSettings(BaseModel):
     """How the SparkSession factory builds a session."""
 
@@ -165,6 +185,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    markets: MarketsSettings = Field(default_factory=MarketsSettings)
 
     @model_validator(mode="after")
     def _cluster_needs_addresses(self) -> Settings:

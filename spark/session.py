@@ -27,9 +27,6 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.memory": s.driver_memory,
         "spark.ui.enabled": str(s.ui_enabled).lower(),
-        "spark.sql.streaming.stateStore.providerClass": (
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
-        ),
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",

@@ -1,0 +1,440 @@
+"""The markets speed layer: Kafka bars -> validation -> per-symbol rule state -> Delta + alerts.
+
+One streaming query, one checkpoint:
+
+1. :func:`decode_and_validate` (stateless) types each Kafka record with an explicit schema
+   and gives every record that cannot be a bar a ``reason``;
+2. :func:`score_bars` groups by symbol and runs the rules of :mod:`spark.rules` in Spark's
+   state store (``applyInPandasWithState``): valid bars are queued behind the symbol's
+   event-time watermark, evaluated in minute order and emitted scored; invalid, duplicate
+   and late records pass through with their reason;
+3. :func:`write_outputs` (``foreachBatch``) appends bars to the bronze table, the rest to
+   quarantine, fired rules to the alerts table — each Delta write idempotent on the batch
+   id (``txnAppId``/``txnVersion``), so a batch replayed after a crash is written once — and
+   publishes the alerts to the alerts topic (at least once, keyed by a deterministic
+   ``alert_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupStateTimeout
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from anomalake.settings import MarketsSettings, Settings
+from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+    from pyspark.sql.streaming.state import GroupState
+
+SCHEMA_VERSION = 1
+PRICE_FIELDS = ("open", "high", "low", "close")
+RAW_BAR = StructType(
+    [
+        StructField(name, StringType())
+        for name in ("v", "symbol", "timestamp", "open", "high", "low", "close", "volume")
+    ]
+)
+KAFKA_COLUMNS = [
+    StructField("key", StringType()),
+    StructField("topic", StringType()),
+    StructField("partition", IntegerType()),
+    StructField("offset", LongType()),
+    StructField("kafka_timestamp", TimestampType()),
+]
+VALIDATED = StructType(
+    [
+        StructField("symbol", StringType()),
+        StructField("event_time", TimestampType()),
+        StructField("minute", LongType()),
+        *(StructField(p, DoubleType()) for p in PRICE_FIELDS),
+        StructField("volume", LongType()),
+        StructField("schema_version", IntegerType()),
+        StructField("reason", StringType()),
+        StructField("raw_value", StringType()),
+        *KAFKA_COLUMNS,
+    ]
+)
+SCORED = StructType(
+    [
+        *VALIDATED.fields,
+        StructField("prev_close", DoubleType()),
+        StructField("close_change", DoubleType()),
+        StructField("a1", BooleanType()),
+        StructField("mean_volume", DoubleType()),
+        StructField("volume_ratio", DoubleType()),
+        StructField("a2", BooleanType()),
+        StructField("history_minutes", IntegerType()),
+    ]
+)
+STATE = StructType([StructField("state", StringType())])
+
+
+def rule_params(markets: MarketsSettings) -> MarketRuleParams:
+    """The rule parameters named in settings."""
+    return MarketRuleParams(
+        a1_threshold=markets.a1_threshold,
+        a2_factor=markets.a2_factor,
+        a2_window_minutes=markets.a2_window_minutes,
+        a2_min_history=markets.a2_min_history,
+        lateness_minutes=markets.lateness_minutes,
+    )
+
+
+def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
+    """Kafka records -> typed bars with ``reason`` null, or with every problem found.
+
+    Problems: oversized payload, malformed JSON, unsupported schema version, missing
+    fields, values of the wrong type, unparsable timestamps, NaN or non-positive prices,
+    negative volumes. Nothing is dropped.
+    """
+    text = F.col("value").cast("string")
+    j = F.from_json(text, RAW_BAR)
+    df = raw.select(
+        text.alias("raw_value"),
+        F.length("value").alias("_bytes"),
+        j.alias("j"),
+        F.col("key").cast("string").alias("key"),
+        "topic",
+        "partition",
+        "offset",
+        F.col("timestamp").alias("kafka_timestamp"),
+    )
+    typed = {p: F.col(f"j.{p}").try_cast("double") for p in PRICE_FIELDS}
+    volume_num = F.col("j.volume").try_cast("decimal(20,0)")
+    event_time = F.col("j.timestamp").try_cast("timestamp")
+    version = F.col("j.v").try_cast("int")
+    problems = [
+        F.when(
+            F.col("_bytes") > max_payload_bytes,
+            F.format_string("oversized payload: %d bytes > %d", "_bytes", F.lit(max_payload_bytes)),
+        ),
+        F.when(F.col("j").isNull(), F.lit("malformed JSON: not an object")),
+        F.when(
+            F.col("j").isNotNull() & (version.isNull() | (version != SCHEMA_VERSION)),
+            F.format_string("unsupported schema version: %s", F.coalesce("j.v", F.lit("none"))),
+        ),
+    ]
+    for name in ("symbol", "timestamp", *PRICE_FIELDS, "volume"):
+        problems.append(
+            F.when(
+                F.col("j").isNotNull() & F.col(f"j.{name}").isNull(), F.lit(f"missing field {name}")
+            )
+        )
+    problems.append(
+        F.when(
+            F.col("j.timestamp").isNotNull() & event_time.isNull(),
+            F.format_string("unparsable timestamp: '%s'", "j.timestamp"),
+        )
+    )
+    for name, value in typed.items():
+        raw_field = F.col(f"j.{name}")
+        problems += [
+            F.when(
+                raw_field.isNotNull() & value.isNull(),
+                F.format_string(f"bad type for {name}: '%s'", raw_field),
+            ),
+            F.when(F.isnan(value), F.lit(f"NaN price in {name}")),
+            F.when(value <= 0, F.format_string(f"non-positive price in {name}: %s", raw_field)),
+        ]
+    problems += [
+        F.when(
+            F.col("j.volume").isNotNull()
+            & (volume_num.isNull() | (volume_num != F.floor(volume_num))),
+            F.format_string("bad type for volume: '%s'", "j.volume"),
+        ),
+        F.when(volume_num < 0, F.format_string("negative volume: %s", "j.volume")),
+    ]
+    reason = F.concat_ws("; ", *problems)
+    out = df.select(
+        F.col("j.symbol").alias("symbol"),
+        event_time.alias("event_time"),
+        F.floor(F.unix_timestamp(event_time) / 60).cast("long").alias("minute"),
+        *(typed[p].alias(p) for p in PRICE_FIELDS),
+        volume_num.try_cast("long").alias("volume"),
+        version.alias("schema_version"),
+        F.when(reason != "", reason).alias("reason"),
+        F.when(reason != "", F.col("raw_value")).alias("raw_value"),
+        "key",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
+    )
+    return out
+
+
+TIME_COLUMNS = ("event_time", "kafka_timestamp")
+NULLABLE_DTYPES = {
+    "minute": "Int64",
+    "volume": "Int64",
+    "schema_version": "Int32",
+    "partition": "Int32",
+    "offset": "Int64",
+    "history_minutes": "Int32",
+    "a1": "boolean",
+    "a2": "boolean",
+}
+
+
+def _to_state(record: dict[str, Any]) -> dict[str, Any]:
+    """A pandas record as JSON-safe values (timestamps as epoch microseconds)."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if _is_missing(value):
+            out[key] = None
+        elif key in TIME_COLUMNS:
+            out[key] = pd.Timestamp(value).value // 1000
+        elif key in NULLABLE_DTYPES and key not in ("a1", "a2"):
+            out[key] = int(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _rows(records: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=SCORED.fieldNames())
+    for col in TIME_COLUMNS:
+        frame[col] = pd.to_datetime(frame[col], unit="us")
+    return frame.astype(NULLABLE_DTYPES)
+
+
+def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
+    """The per-symbol function that ``applyInPandasWithState`` calls."""
+    bar_fields = [f.name for f in VALIDATED.fields]
+
+    def step(
+        key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState
+    ) -> Iterator[pd.DataFrame]:
+        symbol_state = SymbolState.from_json(state.get[0]) if state.exists else SymbolState()
+        if state.hasTimedOut:
+            scored = evaluate_ready(symbol_state, params, flush=True)
+            state.update((symbol_state.to_json(),))
+            if scored:
+                yield _rows(scored)
+            return
+        incoming = pd.concat(list(batches), ignore_index=True)
+        incoming = incoming.sort_values(["partition", "offset"], kind="stable")
+        out: list[dict[str, Any]] = []
+        for record in incoming.to_dict("records"):
+            bar = _to_state({k: record[k] for k in bar_fields})
+            if bar["reason"] is None and key[0] is not None:
+                reason = accept(symbol_state, bar)
+                if reason is None:
+                    continue
+                bar["reason"] = reason
+                bar["raw_value"] = None
+            out.append(bar)
+        out.extend(evaluate_ready(symbol_state, params))
+        if key[0] is not None:
+            state.update((symbol_state.to_json(),))
+            state.setTimeoutDuration(flush_after_ms)
+        if out:
+            yield _rows(out)
+
+    return step
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value is pd.NaT
+
+
+def score_bars(validated: DataFrame, params: MarketRuleParams, flush_after_ms: int) -> DataFrame:
+    """Run the rules per symbol in Spark's state store; every input record comes out once."""
+    return validated.groupBy("symbol").applyInPandasWithState(
+        make_state_function(params, flush_after_ms),
+        outputStructType=SCORED,
+        stateStructType=STATE,
+        outputMode="append",
+        timeoutConf=GroupStateTimeout.ProcessingTimeTimeout,
+    )
+
+
+def bronze_rows(scored: DataFrame) -> DataFrame:
+    """Accepted, scored bars with their event date."""
+    return (
+        scored.where(F.col("reason").isNull())
+        .drop("reason", "raw_value")
+        .withColumns(
+            {
+                "event_date": F.to_date("event_time"),
+                "ingested_at": F.current_timestamp(),
+            }
+        )
+    )
+
+
+def quarantine_rows(scored: DataFrame) -> DataFrame:
+    """Records that are not accepted bars, with the raw value and the reason."""
+    return scored.where(F.col("reason").isNotNull()).select(
+        "raw_value",
+        "reason",
+        "symbol",
+        "event_time",
+        "key",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
+        F.current_timestamp().alias("quarantined_at"),
+    )
+
+
+def alert_rows(scored: DataFrame) -> DataFrame:
+    """One alert per bar on which A1 or A2 fired, with its reference values."""
+    rules = F.filter(
+        F.array(F.when(F.col("a1"), F.lit("A1")), F.when(F.col("a2"), F.lit("A2"))),
+        lambda r: r.isNotNull(),
+    )
+    return scored.where(F.col("reason").isNull() & (F.col("a1") | F.col("a2"))).select(
+        F.sha2(F.concat_ws("|", "symbol", F.col("minute").cast("string")), 256)
+        .substr(1, 32)
+        .alias("alert_id"),
+        "symbol",
+        "event_time",
+        rules.alias("rules"),
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "prev_close",
+        "close_change",
+        "mean_volume",
+        "volume_ratio",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
+        F.current_timestamp().alias("detected_at"),
+    )
+
+
+def _append(df: DataFrame, path: str, app_id: str, batch_id: int, partition: str | None) -> None:
+    writer = (
+        df.coalesce(1)
+        .write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+    )
+    if partition:
+        writer = writer.partitionBy(partition)
+    writer.save(path)
+
+
+def write_outputs(settings: Settings) -> Any:
+    """The ``foreachBatch`` sink: alerts (table, then topic), bronze and quarantine tables.
+
+    Alerts go first, so their latency does not include the bronze write; an empty part
+    writes nothing (a replayed batch then also writes nothing, so idempotence holds).
+    """
+    m = settings.markets
+
+    def sink(batch: DataFrame, batch_id: int) -> None:
+        batch.persist()
+        try:
+            kinds = (
+                batch.select(
+                    F.when(F.col("reason").isNotNull(), "quarantine")
+                    .when(F.col("a1") | F.col("a2"), "alert")
+                    .otherwise("bar")
+                    .alias("kind")
+                )
+                .groupBy("kind")
+                .count()
+                .collect()
+            )
+            counts = {row["kind"]: row["count"] for row in kinds}
+            query = m.query_name
+            if counts.get("alert"):
+                alerts = alert_rows(batch).persist()
+                _append(
+                    alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
+                )
+                (
+                    alerts.select(
+                        F.col("alert_id").alias("key"),
+                        F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
+                    )
+                    .write.format("kafka")
+                    .options(**settings.kafka.spark_options())
+                    .option("topic", settings.kafka.alerts_topic)
+                    .save()
+                )
+                alerts.unpersist()
+            if counts.get("alert") or counts.get("bar"):
+                _append(
+                    bronze_rows(batch),
+                    settings.table_path(m.bronze_table),
+                    f"{query}.bronze",
+                    batch_id,
+                    "event_date",
+                )
+            if counts.get("quarantine"):
+                _append(
+                    quarantine_rows(batch),
+                    settings.table_path(m.quarantine_table),
+                    f"{query}.quarantine",
+                    batch_id,
+                    None,
+                )
+        finally:
+            batch.unpersist()
+
+    return sink
+
+
+def ensure_tables(spark: SparkSession, settings: Settings) -> None:
+    """Create the three Delta tables empty with their schemas if they do not exist."""
+    from delta.tables import DeltaTable
+
+    m = settings.markets
+    empty = spark.createDataFrame([], SCORED)
+    for table, frame, partition in (
+        (m.bronze_table, bronze_rows(empty), "event_date"),
+        (m.quarantine_table, quarantine_rows(empty), None),
+        (m.alerts_table, alert_rows(empty), None),
+    ):
+        path = settings.table_path(table)
+        if not DeltaTable.isDeltaTable(spark, path):
+            writer = frame.write.format("delta").mode("append")
+            (writer.partitionBy(partition) if partition else writer).save(path)
+
+
+def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> StreamingQuery:
+    """Start the speed layer on ``topic`` (the configured markets topic by default)."""
+    from spark.ingest import kafka_stream
+
+    m = settings.markets
+    ensure_tables(spark, settings)
+    raw = kafka_stream(
+        spark, settings, topic or settings.kafka.markets_topic, m.max_offsets_per_trigger
+    )
+    scored = score_bars(
+        decode_and_validate(raw, m.max_payload_bytes),
+        rule_params(m),
+        int(m.flush_after_seconds * 1000),
+    )
+    return (
+        scored.writeStream.queryName(m.query_name)
+        .option("checkpointLocation", settings.checkpoint_path(m.query_name))
+        .trigger(processingTime=f"{int(m.trigger_seconds * 1000)} milliseconds")
+        .foreachBatch(write_outputs(settings))
+        .start()
+    )
