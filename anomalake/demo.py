@@ -53,13 +53,9 @@ def run_demo(
     echo(f"generated {len(files)} symbol files with labels and faults in {data_dir}")
     spark = get_spark(settings)
     m = settings.markets
-    before = (
-        sum(table_counts(spark, settings).values())
-        - (table_counts(spark, settings)[m.alerts_table])
-        if _tables_exist(spark, settings)
-        else 0
-    )
-    query = start(spark, settings)
+    query = start(spark, settings)  # creates the tables on the first run
+    landed = table_counts(spark, settings)
+    before = landed[m.bronze_table] + landed[m.quarantine_table]
     report = produce(settings.kafka, settings.kafka.markets_topic, replay_messages(data_dir))
     if report.failed:
         query.stop()
