@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -196,19 +197,42 @@ def stream_markets(
         f"checkpoint {settings.checkpoint_path(m.query_name)}"
     )
 
-    def stop(_signum: int, _frame: object) -> None:
-        query.stop()
+    stopping: list[int] = []
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    query.awaitTermination(int(seconds) if seconds > 0 else None)
+    def request_stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)  # acted on by the main loop, outside the signal handler
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
+    while query.isActive and not stopping and time.monotonic() < deadline:
+        query.awaitTermination(1)
     if query.isActive:
         query.stop()
+        typer.echo("stopped; the next start resumes from the checkpoint")
     if query.exception():
         raise AnomalakeError(
             f"the streaming query failed: {query.exception()}",
             "read the error above, fix, and restart: the checkpoint resumes it",
         )
+
+
+bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("stream")
+@one_line_errors
+def bench_stream(
+    symbols: Annotated[int, typer.Option(help="symbols in the pre-loaded topic")] = 50,
+    days: Annotated[int, typer.Option(help="trading days per symbol (375 bars each)")] = 16,
+    rate: Annotated[float, typer.Option(help="fixed input rate of the latency run")] = 5000.0,
+    seconds: Annotated[float, typer.Option(help="length of the latency run")] = 60.0,
+) -> None:
+    """Raw Kafka consume rate vs the speed layer's sustained rate; latency at a fixed rate."""
+    from bench.stream_markets import main as run_bench
+
+    run_bench(n_symbols=symbols, days=days, rate=rate, seconds=seconds, echo=typer.echo)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,13 +46,14 @@ def run_demo(
 
     install(settings)
     stack.up(settings, echo=echo)
-    data_dir = Path(settings.home) / "demo" / "markets"
-    files = write_market_files(
-        data_dir, n_symbols, date(2026, 1, 5), days, seed=42, faults=FaultRates()
-    )
-    echo(f"generated {len(files)} symbol files with labels and faults in {data_dir}")
     spark = get_spark(settings)
     m = settings.markets
+    start_day = _next_day(spark, settings)
+    data_dir = Path(settings.home) / "demo" / f"markets-{start_day.isoformat()}"
+    files = write_market_files(
+        data_dir, n_symbols, start_day, days, seed=start_day.toordinal(), faults=FaultRates()
+    )
+    echo(f"generated {len(files)} symbol files with labels and faults in {data_dir}")
     query = start(spark, settings)  # creates the tables on the first run
     landed = table_counts(spark, settings)
     before = landed[m.bronze_table] + landed[m.quarantine_table]
@@ -112,3 +113,17 @@ def run_demo(
         echo(f"{st.name:8} {'healthy' if st.healthy else 'DOWN':8} {st.url}")
     echo("keep streaming: anomalake stream markets   |   stop everything: make down")
     return counts
+
+
+def _next_day(spark: SparkSession, settings: Settings) -> date:
+    """The demo's first trading day: after what bronze holds, so each run continues."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    path = settings.table_path(settings.markets.bronze_table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return date(2026, 1, 5)
+    last = spark.read.format("delta").load(path).agg(F.max("event_date")).first()
+    if last is None or last[0] is None:
+        return date(2026, 1, 5)
+    return last[0] + timedelta(days=1)

@@ -98,3 +98,11 @@ def airflow_db(settings: Settings) -> Settings:
 
 
 logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_home() -> Iterator[None]:
+    yield
+    import shutil
+
+    shutil.rmtree(_HOME, ignore_errors=True)

@@ -109,6 +109,9 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
         text.alias("raw_value"),
         F.length("value").alias("_bytes"),
         j.alias("j"),
+        F.coalesce(
+            ~F.schema_of_variant(F.try_parse_json(text)).startswith("OBJECT"), F.lit(True)
+        ).alias("_not_object"),
         F.col("key").cast("string").alias("key"),
         "topic",
         "partition",
@@ -116,7 +119,7 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
         F.col("timestamp").alias("kafka_timestamp"),
     )
     typed = {p: F.col(f"j.{p}").try_cast("double") for p in PRICE_FIELDS}
-    volume_num = F.col("j.volume").try_cast("decimal(20,0)")
+    volume_num = F.col("j.volume").try_cast("decimal(38,6)")
     event_time = F.col("j.timestamp").try_cast("timestamp")
     version = F.col("j.v").try_cast("int")
     problems = [
@@ -124,9 +127,9 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
             F.col("_bytes") > max_payload_bytes,
             F.format_string("oversized payload: %d bytes > %d", "_bytes", F.lit(max_payload_bytes)),
         ),
-        F.when(F.col("j").isNull(), F.lit("malformed JSON: not an object")),
+        F.when(F.col("_not_object"), F.lit("malformed JSON: not an object")),
         F.when(
-            F.col("j").isNotNull() & (version.isNull() | (version != SCHEMA_VERSION)),
+            ~F.col("_not_object") & (version.isNull() | (version != SCHEMA_VERSION)),
             F.format_string("unsupported schema version: %s", F.coalesce("j.v", F.lit("none"))),
         ),
     ]
@@ -295,8 +298,8 @@ def quarantine_rows(scored: DataFrame) -> DataFrame:
     )
 
 
-def alert_rows(scored: DataFrame) -> DataFrame:
-    """One alert per bar on which A1 or A2 fired, with its reference values."""
+def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
+    """One alert per bar on which A1 or A2 fired, with its reference values and batch."""
     rules = F.filter(
         F.array(F.when(F.col("a1"), F.lit("A1")), F.when(F.col("a2"), F.lit("A2"))),
         lambda r: r.isNotNull(),
@@ -322,6 +325,7 @@ def alert_rows(scored: DataFrame) -> DataFrame:
         "offset",
         "kafka_timestamp",
         F.current_timestamp().alias("detected_at"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
     )
 
 
@@ -363,7 +367,7 @@ def write_outputs(settings: Settings) -> Any:
             counts = {row["kind"]: row["count"] for row in kinds}
             query = m.query_name
             if counts.get("alert"):
-                alerts = alert_rows(batch).persist()
+                alerts = alert_rows(batch, batch_id).persist()
                 _append(
                     alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
                 )
@@ -409,7 +413,7 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     for table, frame, partition in (
         (m.bronze_table, bronze_rows(empty), "event_date"),
         (m.quarantine_table, quarantine_rows(empty), None),
-        (m.alerts_table, alert_rows(empty), None),
+        (m.alerts_table, alert_rows(empty, -1), None),
     ):
         path = settings.table_path(table)
         if not DeltaTable.isDeltaTable(spark, path):

@@ -1,0 +1,277 @@
+"""Benchmark of the markets speed layer (``anomalake bench stream``).
+
+Prints, from one run on one machine:
+
+1. the raw Kafka consume rate (confluent-kafka, no processing) over a pre-loaded topic;
+2. the speed layer's sustained rate over the same topic (batches after the first, which
+   carries JVM and Python-worker warm-up), and its ratio to (1);
+3. event -> alert-row latency at a fixed input rate: bars are produced at ``rate``
+   events/s and each alert's latency is the commit time of the Delta version that holds
+   it minus the Kafka timestamp of its bar (set when the producer sent it). p50/p95/p99.
+
+It starts its own Kafka broker (the settings' ports, an isolated home) and stops it.
+This is a script that prints figures, not a test: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from anomalake.generators.markets import generate_bars, symbol_names
+from anomalake.producer import SCHEMA_VERSION, produce
+from anomalake.settings import Settings, load_settings
+
+
+def bar_messages(n_symbols: int, days: int, seed: int = 1) -> list[tuple[str, bytes]]:
+    """Clean bars of ``n_symbols`` over ``days``, interleaved by time, as Kafka messages."""
+    frames = [
+        generate_bars(s, date(2026, 1, 5), days, seed=seed, start_price=50.0 + i)[0]
+        for i, s in enumerate(symbol_names(n_symbols))
+    ]
+    bars = pd.concat(frames).sort_values("timestamp", kind="stable")
+    stamps = bars["timestamp"].map(lambda t: t.isoformat(sep=" ")).tolist()
+    return [
+        (
+            sym,
+            json.dumps(
+                {
+                    "v": SCHEMA_VERSION,
+                    "symbol": sym,
+                    "timestamp": ts,
+                    "open": o,
+                    "high": h,
+                    "low": lo,
+                    "close": c,
+                    "volume": int(v),
+                },
+                separators=(",", ":"),
+            ).encode(),
+        )
+        for sym, ts, o, h, lo, c, v in zip(
+            bars["symbol"],
+            stamps,
+            bars["open"],
+            bars["high"],
+            bars["low"],
+            bars["close"],
+            bars["volume"],
+            strict=True,
+        )
+    ]
+
+
+def new_topic(settings: Settings, partitions: int) -> str:
+    """A fresh topic for one measurement."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(settings.kafka.client_config())
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
+    return topic
+
+
+def raw_consume_rate(settings: Settings, topic: str, expected: int) -> float:
+    """Messages per second a bare confluent-kafka consumer reads from ``topic``."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 52428800,
+        }
+    )
+    consumer.subscribe([topic])
+    seen, started = 0, None
+    deadline = time.monotonic() + 300
+    while seen < expected and time.monotonic() < deadline:
+        batch = consumer.consume(10000, timeout=1.0)
+        if batch and started is None:
+            started = time.perf_counter()
+        seen += sum(1 for m in batch if m.error() is None)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / elapsed if elapsed else float("nan")
+
+
+def isolated(settings: Settings, name: str, **markets: Any) -> Settings:
+    """Settings whose tables and checkpoint belong to this measurement only."""
+    m = settings.markets.model_copy(
+        update={
+            "bronze_table": f"{name}_bronze",
+            "quarantine_table": f"{name}_quarantine",
+            "alerts_table": f"{name}_alerts",
+            "query_name": name,
+            **markets,
+        }
+    )
+    return settings.model_copy(update={"markets": m})
+
+
+def run_until(query: Any, done: Callable[[], bool], timeout: float) -> None:
+    """Wait for ``done`` (or the timeout, or a query failure)."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        if query.exception():
+            raise RuntimeError(query.exception())
+        time.sleep(0.5)
+
+
+def sustained_rate(spark: Any, settings: Settings, topic: str, expected: int) -> dict[str, float]:
+    """The speed layer over a pre-loaded topic: rows/s over batches after the first."""
+    from spark.streams.markets import start
+
+    s = isolated(settings, f"sustained_{uuid.uuid4().hex[:6]}")
+    query = start(spark, s, topic)
+    run_until(query, lambda: sum(p["numInputRows"] for p in query.recentProgress) >= expected, 900)
+    progress = [p for p in query.recentProgress if p["numInputRows"] > 0]
+    query.stop()
+    first, rest = progress[0], progress[1:]
+    rows = sum(p["numInputRows"] for p in rest)
+    seconds = sum(p["durationMs"]["triggerExecution"] for p in rest) / 1000
+    return {
+        "first_batch_rows": first["numInputRows"],
+        "first_batch_s": first["durationMs"]["triggerExecution"] / 1000,
+        "batches": len(rest),
+        "rows": rows,
+        "rate": rows / seconds if seconds else float("nan"),
+        "mean_batch_rows": rows / len(rest) if rest else 0,
+    }
+
+
+def paced(messages: list[tuple[str, bytes]], rate: float) -> Iterator[tuple[str, bytes]]:
+    """Yield messages at ``rate`` per second."""
+    started = time.perf_counter()
+    for i, message in enumerate(messages):
+        due = started + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield message
+
+
+def latency(
+    spark: Any, settings: Settings, messages: list[tuple[str, bytes]], rate: float, seconds: float
+) -> dict[str, float]:
+    """Event -> alert-row latency at a fixed input rate."""
+    from pyspark.sql import functions as F
+
+    from spark.streams.markets import start
+
+    s = isolated(settings, f"latency_{uuid.uuid4().hex[:6]}", trigger_seconds=0.0)
+    topic = new_topic(s, 2)
+    query = start(spark, s, topic)
+    run_until(query, lambda: len(query.recentProgress) >= 3, 300)  # warmed up
+    n = int(rate * seconds)
+    sent_at = time.perf_counter()
+    report = produce(s.kafka, topic, paced(messages[:n], rate))
+    achieved = report.delivered / (time.perf_counter() - sent_at)
+    path = s.table_path(s.markets.alerts_table)
+    run_until(query, lambda: sum(p["numInputRows"] for p in query.recentProgress) >= n, 300)
+    time.sleep(s.markets.flush_after_seconds + 3)
+    query.stop()
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").where("version > 0")
+    commits = [r["timestamp"] for r in history.orderBy("version").collect()]
+    alerts = spark.read.format("delta").load(path)
+    batch_ids = [r[0] for r in alerts.select("batch_id").distinct().orderBy("batch_id").collect()]
+    if len(batch_ids) != len(commits):
+        raise RuntimeError(f"{len(batch_ids)} alert batches but {len(commits)} commits")
+    commit_of = spark.createDataFrame(
+        list(zip(batch_ids, commits, strict=True)), "batch_id long, committed_at timestamp"
+    )
+    lat = (
+        alerts.join(commit_of, "batch_id")
+        .select(
+            (F.col("committed_at").cast("double") - F.col("kafka_timestamp").cast("double")).alias(
+                "s"
+            )
+        )
+        .where(F.col("s").isNotNull())
+    )
+    values = sorted(r["s"] for r in lat.collect())
+    # Bars still pending at the end wait for the idle flush: report them apart.
+    q = statistics.quantiles(values, n=100) if len(values) > 100 else [float("nan")] * 99
+    return {
+        "input_rate": achieved,
+        "events": report.delivered,
+        "alerts": len(values),
+        "p50": q[49],
+        "p95": q[94],
+        "p99": q[98],
+        "max": values[-1] if values else 0,
+    }
+
+
+def main(
+    n_symbols: int = 50,
+    days: int = 16,
+    rate: float = 5000.0,
+    seconds: float = 60.0,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the three measurements and print them."""
+    from anomalake.install import install
+    from anomalake.stack import Kafka
+    from spark.session import get_spark
+
+    home = tempfile.mkdtemp(prefix="anomalake-bench-")
+    os.environ["ANOMALAKE_HOME"] = home
+    settings = load_settings(home=home)
+    install(settings)
+    broker = Kafka(settings)
+    broker.up()
+    try:
+        t0 = time.perf_counter()
+        messages = bar_messages(n_symbols, days)
+        echo(
+            f"generated {len(messages)} bars ({n_symbols} symbols x {days} days) "
+            f"in {time.perf_counter() - t0:.1f}s"
+        )
+        topic = new_topic(settings, 2)
+        t0 = time.perf_counter()
+        report = produce(settings.kafka, topic, iter(messages))
+        echo(
+            f"produced {report.delivered} at {report.delivered / (time.perf_counter() - t0):,.0f}"
+            " msg/s (idempotent, acks=all)"
+        )
+        raw = raw_consume_rate(settings, topic, report.delivered)
+        echo(f"raw consume (confluent-kafka, no processing): {raw:,.0f} msg/s")
+        spark = get_spark(settings)
+        sus = sustained_rate(spark, settings, topic, report.delivered)
+        echo(
+            f"speed layer sustained: {sus['rate']:,.0f} events/s over {sus['batches']} batches "
+            f"(mean {sus['mean_batch_rows']:,.0f} rows/batch; first batch "
+            f"{sus['first_batch_rows']:,} rows in {sus['first_batch_s']:.1f}s excluded)"
+        )
+        echo(f"ratio to raw consume: {100 * sus['rate'] / raw:.1f} %")
+        lat = latency(spark, settings, messages, rate, seconds)
+        echo(
+            f"latency at {lat['input_rate']:,.0f} events/s for {seconds:.0f}s "
+            f"({lat['alerts']} alerts): p50 {lat['p50']:.2f}s  p95 {lat['p95']:.2f}s  "
+            f"p99 {lat['p99']:.2f}s  max {lat['max']:.2f}s"
+        )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        echo(
+            f"driver python peak RSS {peak:.0f} MiB; Spark driver memory "
+            f"{settings.spark.driver_memory}; cores {os.cpu_count()}"
+        )
+        return {"raw": raw, "sustained": sus, "latency": lat}
+    finally:
+        broker.down()
+
+
+if __name__ == "__main__":
+    main()

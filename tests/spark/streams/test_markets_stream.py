@@ -1,0 +1,215 @@
+"""The markets speed layer on a real broker and Spark: correctness and exactly-once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anomalake.generators.markets import FaultRates, write_market_files
+from anomalake.producer import produce
+from anomalake.replay import replay_messages
+from anomalake.settings import Settings
+from anomalake.stack import VENV_BIN, group_members
+from tests.spark.streams.reference import reference_anomalies
+
+pytestmark = pytest.mark.integration
+
+
+def _new_topic(settings: Settings, partitions: int = 2) -> str:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"bars-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(settings.kafka.client_config())
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[
+        topic
+    ].result()
+    return topic
+
+
+def _isolated(settings: Settings, name: str, **markets: Any) -> Settings:
+    m = settings.markets.model_copy(
+        update={
+            "bronze_table": f"{name}_bronze",
+            "quarantine_table": f"{name}_quarantine",
+            "alerts_table": f"{name}_alerts",
+            "query_name": name,
+            "flush_after_seconds": 2.0,
+            **markets,
+        }
+    )
+    return settings.model_copy(update={"markets": m})
+
+
+def _tables(spark, s: Settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    m = s.markets
+    return {
+        k: spark.read.format("delta").load(s.table_path(t))
+        for k, t in (
+            ("bronze", m.bronze_table),
+            ("quarantine", m.quarantine_table),
+            ("alerts", m.alerts_table),
+        )
+    }
+
+
+def _landed(spark, s: Settings) -> int:  # type: ignore[no-untyped-def]
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, s.table_path(s.markets.quarantine_table)):
+        return 0
+    t = _tables(spark, s)
+    return int(t["bronze"].count() + t["quarantine"].count())
+
+
+def _stream_anomalies(spark, s: Settings) -> set[tuple[str, int, str]]:  # type: ignore[no-untyped-def]
+    from pyspark.sql import functions as F
+
+    alerts = _tables(spark, s)["alerts"].select(
+        "symbol",
+        (F.unix_timestamp("event_time") / 60).cast("long").alias("minute"),
+        F.array_join("rules", ",").alias("rules"),
+    )
+    return {(r["symbol"], r["minute"], r["rules"]) for r in alerts.collect()}
+
+
+def _reference(path: Path) -> set[tuple[str, int, str]]:
+    ref = reference_anomalies(path)
+    return {(r.symbol, r.minute, r.rules) for r in ref.itertuples()}
+
+
+def test_stream_anomalies_equal_an_independent_pandas_computation(
+    kafka: Settings,
+    spark,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from spark.streams.markets import start
+
+    data = tmp_path / "bars"
+    write_market_files(
+        data,
+        4,
+        date(2026, 2, 2),
+        2,
+        seed=11,
+        faults=FaultRates(0.01, 0.01, 0.01, 0.01, max_disorder=3),
+    )
+    s = _isolated(kafka, f"corr_{uuid.uuid4().hex[:6]}", max_offsets_per_trigger=1500)
+    topic = _new_topic(s)
+    report = produce(s.kafka, topic, replay_messages(data))
+    assert report.failed == 0
+    query = start(spark, s, topic)
+    try:
+        deadline = time.monotonic() + 300
+        while _landed(spark, s) < report.delivered and time.monotonic() < deadline:
+            assert query.exception() is None, query.exception()
+            time.sleep(2)
+    finally:
+        query.stop()
+    t = _tables(spark, s)
+    assert t["bronze"].count() + t["quarantine"].count() == report.delivered
+    coords = t["bronze"].select("topic", "partition", "offset")
+    everything = coords.unionByName(t["quarantine"].select("topic", "partition", "offset"))
+    assert everything.distinct().count() == report.delivered  # each record exactly once
+    reasons = {r["reason"].split(":")[0].split(" ")[0] for r in t["quarantine"].collect()}
+    assert {"duplicate", "bad", "negative", "non-positive"} & reasons
+    assert not any(r.startswith("late") for r in reasons)  # disorder is within the lateness
+    expected = _reference(data)
+    got = _stream_anomalies(spark, s)
+    assert len(expected) > 50
+    assert got == expected, (sorted(got - expected)[:5], sorted(expected - got)[:5])
+    assert t["alerts"].select("alert_id").distinct().count() == t["alerts"].count()
+    a1 = t["alerts"].where("array_contains(rules, 'A1')").first()
+    assert a1["prev_close"] > 0 and a1["close_change"] > 0.005 and a1["detected_at"] is not None
+
+
+def _start_stream(env: dict[str, str], topic: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            [str(VENV_BIN / "anomalake"), "stream", "markets", "--topic", topic],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _committed_batches(s: Settings) -> int:
+    commits = Path(s.checkpoint_path(s.markets.query_name)) / "commits"
+    return len([p for p in commits.glob("[0-9]*")]) if commits.exists() else 0
+
+
+def test_kill_9_and_restart_neither_loses_nor_duplicates(
+    kafka: Settings,
+    spark,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    data = tmp_path / "bars"
+    write_market_files(data, 4, date(2026, 3, 2), 2, seed=5, faults=FaultRates())
+    name = f"crash_{uuid.uuid4().hex[:6]}"
+    s = _isolated(kafka, name, max_offsets_per_trigger=500)
+    topic = _new_topic(s)
+    env = {
+        **os.environ,
+        "ANOMALAKE_MARKETS__BRONZE_TABLE": s.markets.bronze_table,
+        "ANOMALAKE_MARKETS__QUARANTINE_TABLE": s.markets.quarantine_table,
+        "ANOMALAKE_MARKETS__ALERTS_TABLE": s.markets.alerts_table,
+        "ANOMALAKE_MARKETS__QUERY_NAME": name,
+        "ANOMALAKE_MARKETS__FLUSH_AFTER_SECONDS": "2",
+        "ANOMALAKE_MARKETS__MAX_OFFSETS_PER_TRIGGER": "500",
+        "ANOMALAKE_SPARK__DRIVER_MEMORY": "1g",
+    }
+    report = produce(s.kafka, topic, replay_messages(data))
+    assert report.failed == 0
+    log = tmp_path / "stream.log"
+    rng = random.Random(20261125)
+    kills: list[dict[str, float]] = []
+    for _ in range(3):
+        proc = _start_stream(env, topic, log)
+        # Wait until this run has committed a batch, then kill it at an arbitrary moment
+        # (mid-batch, mid-write or between batches): the whole process group, JVM included.
+        committed = _committed_batches(s)
+        deadline = time.monotonic() + 180
+        while _committed_batches(s) <= committed and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.2)
+        delay = rng.uniform(0.0, 3.0)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        while group_members(proc.pid):
+            time.sleep(0.2)
+        kills.append({"after_batches": _committed_batches(s), "delay_s": round(delay, 2)})
+    proc = _start_stream(env, topic, log)
+    try:
+        deadline = time.monotonic() + 300
+        while _landed(spark, s) < report.delivered and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(3)
+        time.sleep(4)  # a few more (empty) batches: nothing may be added
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)  # a graceful stop: the job's own handler
+        try:
+            assert proc.wait(90) == 0, log.read_text()[-3000:]
+        finally:
+            if group_members(proc.pid):
+                os.killpg(proc.pid, signal.SIGKILL)
+    t = _tables(spark, s)
+    coords = (
+        t["bronze"]
+        .select("topic", "partition", "offset")
+        .unionByName(t["quarantine"].select("topic", "partition", "offset"))
+    )
+    assert coords.count() == report.delivered, json.dumps(kills)
+    assert coords.distinct().count() == report.delivered
+    assert t["alerts"].count() == t["alerts"].select("alert_id").distinct().count()
+    assert _stream_anomalies(spark, s) == _reference(data)
