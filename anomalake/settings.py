@@ -230,6 +230,20 @@ class Settings(BaseSettings):
         """Checkpoint location of the streaming query called ``query``."""
         return f"{self.checkpoints.rstrip('/')}/{query}"
 
+    def with_markets_query(self, name: str, **markets: Any) -> Settings:
+        """A copy whose markets query, checkpoint and tables are all called after ``name``.
+
+        For a second speed layer beside the first (a backfill, a benchmark, a test).
+        """
+        update = {
+            "bronze_table": f"{name}_bronze",
+            "quarantine_table": f"{name}_quarantine",
+            "alerts_table": f"{name}_alerts",
+            "query_name": name,
+            **markets,
+        }
+        return self.model_copy(update={"markets": self.markets.model_copy(update=update)})
+
     @property
     def name_prefix(self) -> str:
         """Prefix of MLflow experiment and model names, e.g. ``local-``."""

@@ -107,20 +107,6 @@ def raw_consume_rate(settings: Settings, topic: str, expected: int) -> float:
     return seen / elapsed if elapsed else float("nan")
 
 
-def isolated(settings: Settings, name: str, **markets: Any) -> Settings:
-    """Settings whose tables and checkpoint belong to this measurement only."""
-    m = settings.markets.model_copy(
-        update={
-            "bronze_table": f"{name}_bronze",
-            "quarantine_table": f"{name}_quarantine",
-            "alerts_table": f"{name}_alerts",
-            "query_name": name,
-            **markets,
-        }
-    )
-    return settings.model_copy(update={"markets": m})
-
-
 def run_until(query: Any, done: Callable[[], bool], timeout: float) -> None:
     """Wait for ``done`` (or the timeout, or a query failure)."""
     deadline = time.monotonic() + timeout
@@ -130,11 +116,15 @@ def run_until(query: Any, done: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.5)
 
 
-def sustained_rate(spark: Any, settings: Settings, topic: str, expected: int) -> dict[str, float]:
+def sustained_rate(
+    spark: Any, settings: Settings, topic: str, expected: int, max_offsets: int = 50000
+) -> dict[str, float]:
     """The speed layer over a pre-loaded topic: rows/s over batches after the first."""
     from spark.streams.markets import start
 
-    s = isolated(settings, f"sustained_{uuid.uuid4().hex[:6]}")
+    s = settings.with_markets_query(
+        f"sustained_{uuid.uuid4().hex[:6]}", max_offsets_per_trigger=max_offsets
+    )
     query = start(spark, s, topic)
     run_until(query, lambda: sum(p["numInputRows"] for p in query.recentProgress) >= expected, 900)
     progress = [p for p in query.recentProgress if p["numInputRows"] > 0]
@@ -171,7 +161,7 @@ def latency(
 
     from spark.streams.markets import start
 
-    s = isolated(settings, f"latency_{uuid.uuid4().hex[:6]}", trigger_seconds=0.0)
+    s = settings.with_markets_query(f"latency_{uuid.uuid4().hex[:6]}", trigger_seconds=0.0)
     topic = new_topic(s, 2)
     query = start(spark, s, topic)
     run_until(query, lambda: len(query.recentProgress) >= 3, 300)  # warmed up

@@ -17,6 +17,8 @@ One streaming query, one checkpoint:
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
     from pyspark.sql.streaming.state import GroupState
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 PRICE_FIELDS = ("open", "high", "low", "close")
 RAW_BAR = StructType(
@@ -351,6 +354,15 @@ def write_outputs(settings: Settings) -> Any:
     m = settings.markets
 
     def sink(batch: DataFrame, batch_id: int) -> None:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = round(now - clock, 3)
+            clock = now
+
         batch.persist()
         try:
             kinds = (
@@ -365,12 +377,14 @@ def write_outputs(settings: Settings) -> Any:
                 .collect()
             )
             counts = {row["kind"]: row["count"] for row in kinds}
+            lap("score")
             query = m.query_name
             if counts.get("alert"):
                 alerts = alert_rows(batch, batch_id).persist()
                 _append(
                     alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
                 )
+                lap("alerts_table")
                 (
                     alerts.select(
                         F.col("alert_id").alias("key"),
@@ -382,6 +396,7 @@ def write_outputs(settings: Settings) -> Any:
                     .save()
                 )
                 alerts.unpersist()
+                lap("alerts_topic")
             if counts.get("alert") or counts.get("bar"):
                 _append(
                     bronze_rows(batch),
@@ -390,6 +405,7 @@ def write_outputs(settings: Settings) -> Any:
                     batch_id,
                     "event_date",
                 )
+                lap("bronze_table")
             if counts.get("quarantine"):
                 _append(
                     quarantine_rows(batch),
@@ -398,6 +414,8 @@ def write_outputs(settings: Settings) -> Any:
                     batch_id,
                     None,
                 )
+                lap("quarantine_table")
+            log.info("batch %d %s seconds %s", batch_id, counts, timings)
         finally:
             batch.unpersist()
 

@@ -37,17 +37,7 @@ def _new_topic(settings: Settings, partitions: int = 2) -> str:
 
 
 def _isolated(settings: Settings, name: str, **markets: Any) -> Settings:
-    m = settings.markets.model_copy(
-        update={
-            "bronze_table": f"{name}_bronze",
-            "quarantine_table": f"{name}_quarantine",
-            "alerts_table": f"{name}_alerts",
-            "query_name": name,
-            "flush_after_seconds": 2.0,
-            **markets,
-        }
-    )
-    return settings.model_copy(update={"markets": m})
+    return settings.with_markets_query(name, flush_after_seconds=2.0, **markets)
 
 
 def _tables(spark, s: Settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
