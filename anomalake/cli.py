@@ -217,6 +217,42 @@ def stream_markets(
         )
 
 
+eval_app = typer.Typer(help="Score detectors on labelled data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+DETECTORS = ("rolling_z", "ewma")
+
+
+@eval_app.command("nab")
+@one_line_errors
+def eval_nab(
+    path: Annotated[Path, typer.Argument(help="a NAB-style folder: data/ and labels/")],
+    detector: Annotated[str, typer.Option(help=f"one of {', '.join(DETECTORS)}")] = "ewma",
+    results: Annotated[Path | None, typer.Option(help="write NAB results files here")] = None,
+) -> None:
+    """NAB scores (standard, reward_low_FP_rate, reward_low_FN_rate) of one detector."""
+    from anomalake.evaluation.nab_corpus import evaluate, load_corpus, write_results
+    from spark.detectors.univariate import EwmaBand, RollingZScore
+
+    makers = {
+        "rolling_z": lambda: RollingZScore(window=200, warmup=50).update,
+        "ewma": lambda: EwmaBand(alpha=0.02, warmup=50).update,
+    }
+    if detector not in makers:
+        raise AnomalakeError(f"unknown detector {detector!r}", f"choose from {DETECTORS}")
+    corpus = load_corpus(path)
+    thresholds = [1 - 10.0**-k for k in (1, 2, 3, 4, 5, 6, 7, 8)]
+    scores_by_profile, scores = evaluate(corpus, makers[detector], thresholds)
+    windows = sum(len(f.windows) for f in corpus)
+    typer.echo(f"{detector} on {len(corpus)} files, {windows} windows under {path}")
+    for profile, (threshold, score) in scores_by_profile.items():
+        typer.echo(f"  {profile:20} {score:7.1f}   (threshold {threshold:.8f})")
+    typer.echo("  thresholds were chosen on these same files (NAB's per-profile optimisation)")
+    if results:
+        write_results(results, detector, corpus, scores)
+        typer.echo(f"NAB results files in {results}")
+
+
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

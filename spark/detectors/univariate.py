@@ -1,0 +1,244 @@
+"""Univariate streaming detectors.
+
+All scores are in [0, 1]. For the deviation detectors the score is ``erf(|z| / sqrt 2)``,
+the probability mass of a normal distribution within ``|z|`` standard deviations, so a
+threshold on the score is a threshold on ``|z|`` (``|z| > 3`` <=> score > 0.9973).
+Before ``warmup`` observations a detector scores 0 and learns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def z_score_to_unit(z: float) -> float:
+    """``erf(|z| / sqrt 2)``: 0 at the mean, -> 1 far from it."""
+    return math.erf(abs(z) / math.sqrt(2.0))
+
+
+@dataclass
+class RollingZScore:
+    """Distance from the mean of the last ``window`` values, in their standard deviations.
+
+    The simple-moving-average baseline with a deviation band: ``|x - SMA| > k * std`` is
+    ``|z| > k``. The current value is scored against the window *before* it is added.
+    Memory: ``window`` floats. Warm-up: ``min(window, warmup)`` values.
+    """
+
+    window: int = 60
+    warmup: int = 30
+    values: deque[float] = field(default_factory=deque)
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def update(self, x: float) -> float:
+        """Score ``x``, then learn it."""
+        n = len(self.values)
+        score = 0.0
+        if n >= min(self.window, self.warmup):
+            mean = self.total / n
+            var = max(self.total_sq / n - mean * mean, 0.0)
+            std = math.sqrt(var)
+            score = (
+                z_score_to_unit((x - mean) / std)
+                if std > 1e-12
+                else (0.0 if abs(x - mean) <= 1e-12 else 1.0)
+            )
+        self.values.append(x)
+        self.total += x
+        self.total_sq += x * x
+        if len(self.values) > self.window:
+            old = self.values.popleft()
+            self.total -= old
+            self.total_sq -= old * old
+        return score
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"window": self.window, "warmup": self.warmup, "values": list(self.values)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RollingZScore:
+        """Rebuild from :meth:`state` (sums recomputed, so no drift is carried over)."""
+        det = cls(window=state["window"], warmup=state["warmup"])
+        for v in state["values"]:
+            det.values.append(v)
+            det.total += v
+            det.total_sq += v * v
+        return det
+
+
+@dataclass
+class EwmaBand:
+    """Exponentially weighted moving average and variance; score from the EW z-score.
+
+    ``alpha`` is the weight of the newest value (half-life ``ln 2 / -ln(1 - alpha)``).
+    Memory: three floats. Warm-up: ``warmup`` values.
+    """
+
+    alpha: float = 0.05
+    warmup: int = 30
+    mean: float = 0.0
+    var: float = 0.0
+    n: int = 0
+
+    def update(self, x: float) -> float:
+        """Score ``x`` against the current band, then learn it."""
+        score = 0.0
+        if self.n >= self.warmup:
+            std = math.sqrt(self.var)
+            score = (
+                z_score_to_unit((x - self.mean) / std)
+                if std > 1e-12
+                else (0.0 if abs(x - self.mean) <= 1e-12 else 1.0)
+            )
+        if self.n == 0:
+            self.mean = x
+        else:
+            diff = x - self.mean
+            incr = self.alpha * diff
+            self.mean += incr
+            self.var = (1 - self.alpha) * (self.var + diff * incr)
+        self.n += 1
+        return score
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "alpha": self.alpha,
+            "warmup": self.warmup,
+            "mean": self.mean,
+            "var": self.var,
+            "n": self.n,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EwmaBand:
+        """Rebuild from :meth:`state`."""
+        return cls(**state)
+
+
+@dataclass
+class ThresholdDuration:
+    """Fires while the value has been outside ``[low, high]`` for at least ``duration``.
+
+    Time-based: ``update(x, t)`` takes the observation time in seconds. Score 1 while
+    firing, else 0. Memory: the time the current excursion began.
+    """
+
+    low: float = -math.inf
+    high: float = math.inf
+    duration: float = 60.0
+    since: float | None = None
+
+    def update(self, x: float, t: float) -> float:
+        """1.0 when ``x`` has been out of bounds for ``duration`` seconds up to ``t``."""
+        if self.low <= x <= self.high:
+            self.since = None
+            return 0.0
+        if self.since is None:
+            self.since = t
+        return 1.0 if t - self.since >= self.duration else 0.0
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"low": self.low, "high": self.high, "duration": self.duration, "since": self.since}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ThresholdDuration:
+        """Rebuild from :meth:`state`."""
+        return cls(**state)
+
+
+@dataclass
+class PageHinkley:
+    """Page-Hinkley test for an increase in the mean, e.g. of a model's prediction errors.
+
+    ``m_t = sum(x_i - mean_i - delta)``; alarm when ``m_t - min(m) > threshold``; the test
+    restarts after an alarm. Score: ``(m_t - min m) / threshold`` capped at 1.
+    Memory: four numbers.
+    """
+
+    delta: float = 0.005
+    threshold: float = 50.0
+    warmup: int = 30
+    n: int = 0
+    mean: float = 0.0
+    cumulative: float = 0.0
+    minimum: float = 0.0
+
+    def update(self, x: float) -> float:
+        """Add ``x``; return the test statistic scaled to [0, 1] (1 = change detected)."""
+        self.n += 1
+        self.mean += (x - self.mean) / self.n
+        self.cumulative += x - self.mean - self.delta
+        self.minimum = min(self.minimum, self.cumulative)
+        if self.n < self.warmup:
+            return 0.0
+        stat = (self.cumulative - self.minimum) / self.threshold
+        if stat >= 1.0:
+            self.n, self.mean, self.cumulative, self.minimum = 0, 0.0, 0.0, 0.0
+            return 1.0
+        return max(stat, 0.0)
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "delta": self.delta,
+            "threshold": self.threshold,
+            "warmup": self.warmup,
+            "n": self.n,
+            "mean": self.mean,
+            "cumulative": self.cumulative,
+            "minimum": self.minimum,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PageHinkley:
+        """Rebuild from :meth:`state`."""
+        return cls(**state)
+
+
+@dataclass
+class CountSpike:
+    """Event-frequency spikes or dips: a window's count against the EW mean of past counts.
+
+    Feed it the count of each closed window (the stream counts per key and window). Score
+    from the Poisson z-score ``(c - lambda) / sqrt(lambda)``, two-sided. Memory: two numbers.
+    """
+
+    alpha: float = 0.1
+    warmup: int = 10
+    rate: float = 0.0
+    n: int = 0
+
+    def update(self, count: float) -> float:
+        """Score a window's ``count``, then learn it."""
+        score = 0.0
+        if self.n >= self.warmup:
+            score = z_score_to_unit((count - self.rate) / math.sqrt(max(self.rate, 1.0)))
+        self.rate = count if self.n == 0 else self.rate + self.alpha * (count - self.rate)
+        self.n += 1
+        return score
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"alpha": self.alpha, "warmup": self.warmup, "rate": self.rate, "n": self.n}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CountSpike:
+        """Rebuild from :meth:`state`."""
+        return cls(**state)
+
+
+def combine(scores: list[float], weights: list[float] | None = None, how: str = "max") -> float:
+    """Several detectors' scores as one in [0, 1]: their maximum or weighted mean."""
+    if not scores:
+        return 0.0
+    if how == "max":
+        return max(scores)
+    w = weights or [1.0] * len(scores)
+    return sum(s * x for s, x in zip(scores, w, strict=True)) / sum(w)
