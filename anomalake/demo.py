@@ -101,7 +101,7 @@ def run_demo(
     reasons = (
         spark.read.format("delta")
         .load(settings.table_path(m.quarantine_table))
-        .select(F.regexp_extract("reason", r"^([a-zA-Z ]+)", 1).alias("r"))
+        .select(F.regexp_extract("reason", r"^([a-zA-Z -]+)", 1).alias("r"))
         .groupBy("r")
         .count()
         .orderBy(F.desc("count"))

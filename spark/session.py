@@ -32,6 +32,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
         "spark.pyspark.python": sys.executable,
+        # pyspark's own pandas serializer trips a pandas FutureWarning on every batch.
+        "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
         "spark.pyspark.driver.python": sys.executable,
     }
     if settings.profile == "local":
