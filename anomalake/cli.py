@@ -231,6 +231,8 @@ def eval_nab(
     results: Annotated[Path | None, typer.Option(help="write NAB results files here")] = None,
 ) -> None:
     """NAB scores (standard, reward_low_FP_rate, reward_low_FN_rate) of one detector."""
+    from statistics import NormalDist
+
     from anomalake.evaluation.nab_corpus import evaluate, load_corpus, write_results
     from spark.detectors.univariate import EwmaBand, RollingZScore
 
@@ -241,12 +243,15 @@ def eval_nab(
     if detector not in makers:
         raise AnomalakeError(f"unknown detector {detector!r}", f"choose from {DETECTORS}")
     corpus = load_corpus(path)
-    thresholds = [1 - 10.0**-k for k in (1, 2, 3, 4, 5, 6, 7, 8)]
+    thresholds = [1 - 10.0**-k for k in range(1, 15)]
     scores_by_profile, scores = evaluate(corpus, makers[detector], thresholds)
     windows = sum(len(f.windows) for f in corpus)
     typer.echo(f"{detector} on {len(corpus)} files, {windows} windows under {path}")
     for profile, (threshold, score) in scores_by_profile.items():
-        typer.echo(f"  {profile:20} {score:7.1f}   (threshold {threshold:.8f})")
+        z = NormalDist().inv_cdf((1 + threshold) / 2)
+        typer.echo(
+            f"  {profile:20} {score:7.1f}   (score threshold {threshold:.12g}, |z| > {z:.2f})"
+        )
     typer.echo("  thresholds were chosen on these same files (NAB's per-profile optimisation)")
     if results:
         write_results(results, detector, corpus, scores)
