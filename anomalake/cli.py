@@ -258,6 +258,27 @@ def eval_nab(
         typer.echo(f"NAB results files in {results}")
 
 
+@eval_app.command("skab")
+@one_line_errors
+def eval_skab(
+    path: Annotated[Path, typer.Argument(help="the SKAB folder (valve1/, valve2/, other/)")],
+    warmup: Annotated[int, typer.Option(help="rows per run that fit the normal regime")] = 400,
+    threshold: Annotated[float, typer.Option(help="score threshold (chi-square CDF)")] = 0.99,
+) -> None:
+    """Point-wise F1, false-alarm and missed-alarm rates of Hotelling's T² on SKAB runs."""
+    from anomalake.evaluation.skab import evaluate_runs, labelled_runs
+    from spark.detectors.multivariate import HotellingT2
+
+    runs = labelled_runs(path)
+    total, _ = evaluate_runs(runs, lambda: HotellingT2(warmup=warmup).update, threshold)
+    typer.echo(f"Hotelling T2 (warm-up {warmup}, threshold {threshold}) on {len(runs)} runs:")
+    typer.echo(
+        f"  F1 {total.f1:.3f}   false alarms {100 * total.false_alarm_rate:.1f} %   "
+        f"missed alarms {100 * total.missed_alarm_rate:.1f} %   "
+        f"(precision {total.precision:.3f}, recall {total.recall:.3f})"
+    )
+
+
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
