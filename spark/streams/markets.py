@@ -139,7 +139,7 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
     for name in ("symbol", "timestamp", *PRICE_FIELDS, "volume"):
         problems.append(
             F.when(
-                F.col("j").isNotNull() & F.col(f"j.{name}").isNull(), F.lit(f"missing field {name}")
+                ~F.col("_not_object") & F.col(f"j.{name}").isNull(), F.lit(f"missing field {name}")
             )
         )
     problems.append(
@@ -198,7 +198,7 @@ NULLABLE_DTYPES = {
 }
 
 
-def _to_state(record: dict[str, Any]) -> dict[str, Any]:
+def bar_record(record: dict[str, Any]) -> dict[str, Any]:
     """A pandas record as JSON-safe values (timestamps as epoch microseconds)."""
     out: dict[str, Any] = {}
     for key, value in record.items():
@@ -213,7 +213,8 @@ def _to_state(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _rows(records: list[dict[str, Any]]) -> pd.DataFrame:
+def scored_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Records from :func:`bar_record` / the rules as a pandas frame of the SCORED schema."""
     frame = pd.DataFrame.from_records(records, columns=SCORED.fieldNames())
     for col in TIME_COLUMNS:
         frame[col] = pd.to_datetime(frame[col], unit="us")
@@ -232,13 +233,13 @@ def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
             scored = evaluate_ready(symbol_state, params, flush=True)
             state.update((symbol_state.to_json(),))
             if scored:
-                yield _rows(scored)
+                yield scored_frame(scored)
             return
         incoming = pd.concat(list(batches), ignore_index=True)
         incoming = incoming.sort_values(["partition", "offset"], kind="stable")
         out: list[dict[str, Any]] = []
         for record in incoming.to_dict("records"):
-            bar = _to_state({k: record[k] for k in bar_fields})
+            bar = bar_record({k: record[k] for k in bar_fields})
             if bar["reason"] is None and key[0] is not None:
                 reason = accept(symbol_state, bar)
                 if reason is None:
@@ -251,7 +252,7 @@ def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
             state.update((symbol_state.to_json(),))
             state.setTimeoutDuration(flush_after_ms)
         if out:
-            yield _rows(out)
+            yield scored_frame(out)
 
     return step
 
@@ -271,7 +272,7 @@ def score_bars(validated: DataFrame, params: MarketRuleParams, flush_after_ms: i
     )
 
 
-def bronze_rows(scored: DataFrame) -> DataFrame:
+def bronzescored_frame(scored: DataFrame) -> DataFrame:
     """Accepted, scored bars with their event date."""
     return (
         scored.where(F.col("reason").isNull())
@@ -285,7 +286,7 @@ def bronze_rows(scored: DataFrame) -> DataFrame:
     )
 
 
-def quarantine_rows(scored: DataFrame) -> DataFrame:
+def quarantinescored_frame(scored: DataFrame) -> DataFrame:
     """Records that are not accepted bars, with the raw value and the reason."""
     return scored.where(F.col("reason").isNotNull()).select(
         "raw_value",
@@ -301,7 +302,7 @@ def quarantine_rows(scored: DataFrame) -> DataFrame:
     )
 
 
-def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
+def alertscored_frame(scored: DataFrame, batch_id: int) -> DataFrame:
     """One alert per bar on which A1 or A2 fired, with its reference values and batch."""
     rules = F.filter(
         F.array(F.when(F.col("a1"), F.lit("A1")), F.when(F.col("a2"), F.lit("A2"))),
@@ -380,7 +381,7 @@ def write_outputs(settings: Settings) -> Any:
             lap("score")
             query = m.query_name
             if counts.get("alert"):
-                alerts = alert_rows(batch, batch_id).persist()
+                alerts = alertscored_frame(batch, batch_id).persist()
                 _append(
                     alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
                 )
@@ -399,7 +400,7 @@ def write_outputs(settings: Settings) -> Any:
                 lap("alerts_topic")
             if counts.get("alert") or counts.get("bar"):
                 _append(
-                    bronze_rows(batch),
+                    bronzescored_frame(batch),
                     settings.table_path(m.bronze_table),
                     f"{query}.bronze",
                     batch_id,
@@ -408,7 +409,7 @@ def write_outputs(settings: Settings) -> Any:
                 lap("bronze_table")
             if counts.get("quarantine"):
                 _append(
-                    quarantine_rows(batch),
+                    quarantinescored_frame(batch),
                     settings.table_path(m.quarantine_table),
                     f"{query}.quarantine",
                     batch_id,
@@ -429,9 +430,9 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     m = settings.markets
     empty = spark.createDataFrame([], SCORED)
     for table, frame, partition in (
-        (m.bronze_table, bronze_rows(empty), "event_date"),
-        (m.quarantine_table, quarantine_rows(empty), None),
-        (m.alerts_table, alert_rows(empty, -1), None),
+        (m.bronze_table, bronzescored_frame(empty), "event_date"),
+        (m.quarantine_table, quarantinescored_frame(empty), None),
+        (m.alerts_table, alertscored_frame(empty, -1), None),
     ):
         path = settings.table_path(table)
         if not DeltaTable.isDeltaTable(spark, path):

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import functions as F
+
+from anomalake.generators.markets import FaultRates, write_market_files
+from anomalake.replay import replay_messages
+from spark.jobs.markets_batch import (
+    fired,
+    gaps,
+    recompute_rules,
+    reconcile,
+    records_as_kafka_rows,
+    silver_bars,
+)
+from spark.rules import MarketRuleParams
+from spark.streams.markets import decode_and_validate
+from tests.spark.streams.reference import reference_anomalies
+
+
+def _silver(spark, data: Path):  # type: ignore[no-untyped-def]
+    raw = records_as_kafka_rows(spark, list(replay_messages(data)))
+    return silver_bars(decode_and_validate(raw, 4096)).cache()
+
+
+def test_batch_recomputation_uses_the_stream_rules_and_matches_the_reference(
+    spark,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    data = tmp_path / "bars"
+    write_market_files(
+        data, 3, date(2026, 4, 6), 2, seed=21, faults=FaultRates(0.01, 0.01, 0.01, 0.01)
+    )
+    silver = _silver(spark, data)
+    assert silver.count() == silver.select("symbol", "minute").distinct().count()
+    got = {
+        (r["symbol"], r["minute"], r["rules"])
+        for r in fired(recompute_rules(silver, MarketRuleParams())).collect()
+    }
+    expected = {(r.symbol, r.minute, r.rules) for r in reference_anomalies(data).itertuples()}
+    assert len(expected) > 20
+    assert got == expected
+
+
+def test_gaps_cover_every_dropped_minute_inside_a_session(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "bars"
+    write_market_files(data, 2, date(2026, 4, 6), 1, seed=4, faults=FaultRates(0.0, 0.0, 0.0, 0.03))
+    found = gaps(_silver(spark, data)).collect()
+    assert found and all(g["missing_minutes"] >= 1 for g in found)
+    dropped = pd.read_csv(data / "faults.csv")
+    dropped = dropped[dropped["fault"] == "gap"]
+    for row in dropped.itertuples():
+        t = pd.Timestamp(row.timestamp).tz_convert("UTC").tz_localize(None)
+        if t.strftime("%H:%M") in ("03:45", "09:59"):  # session edges are not gaps
+            continue
+        assert any(
+            g["symbol"] == row.symbol and g["last_bar_before"] < t < g["first_bar_after"]
+            for g in found
+        ), row
+
+
+def test_reconcile_counts_matches_misses_and_additions(spark) -> None:  # type: ignore[no-untyped-def]
+    t0 = "2026-04-06 04:00:00"
+    stream = spark.createDataFrame(
+        [("A", t0, ["A1"]), ("A", "2026-04-06 04:01:00", ["A2"])],
+        "symbol string, event_time string, rules array<string>",
+    ).withColumn("event_time", F.to_timestamp("event_time"))
+    batch = (
+        spark.createDataFrame(
+            [("A", t0, "A1"), ("A", "2026-04-06 04:02:00", "A1")],
+            "symbol string, event_time string, rules string",
+        )
+        .withColumn("event_time", F.to_timestamp("event_time"))
+        .withColumn("minute", (F.unix_timestamp("event_time") / 60).cast("long"))
+    )
+    (row,) = reconcile(stream, batch).collect()
+    assert (row["matched"], row["missed_by_stream"], row["added_by_stream"]) == (1, 1, 1)
