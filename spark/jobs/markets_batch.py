@@ -7,12 +7,14 @@ Transforms of DataFrames, reusing the speed layer's own functions: validation is
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING
 
 import pandas as pd
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from anomalake.settings import Settings
 from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
 from spark.streams.markets import SCORED, VALIDATED, bar_record, scored_frame
 
@@ -119,3 +121,54 @@ def reconcile(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
         )
         .orderBy("day")
     )
+
+
+def silver_from_bronze(bronze: DataFrame) -> DataFrame:
+    """Silver from the stream's bronze table (already validated; deduplicated again)."""
+    return silver_bars(
+        bronze.withColumns(
+            {
+                "reason": F.lit(None).cast("string"),
+                "raw_value": F.lit(None).cast("string"),
+            }
+        ).select(*VALIDATED.fieldNames())
+    )
+
+
+def _replace_day(df: DataFrame, path: str, day: date) -> int:
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .partitionBy("trade_date")
+        .option("replaceWhere", f"trade_date = DATE'{day.isoformat()}'")
+        .save(path)
+    )
+    return df.count()
+
+
+def run_day(spark: SparkSession, settings: Settings, day: date) -> dict[str, int]:
+    """The daily batch of one trade date: silver, gaps, recomputed anomalies, reconciliation.
+
+    Each output is replaced for ``day`` only (partition replace), so re-runs and
+    backfills give identical tables.
+    """
+    from spark.streams.markets import rule_params
+
+    m = settings.markets
+    bronze = spark.read.format("delta").load(settings.table_path(m.bronze_table))
+    local_day = F.to_date(F.from_utc_timestamp("event_time", EXCHANGE_TZ))
+    silver = silver_from_bronze(bronze.where(local_day == F.lit(day))).cache()
+    anomalies = fired(recompute_rules(silver, rule_params(m))).withColumn("trade_date", F.lit(day))
+    alerts = spark.read.format("delta").load(settings.table_path(m.alerts_table))
+    alerts = alerts.where(F.to_date(F.from_utc_timestamp("event_time", EXCHANGE_TZ)) == F.lit(day))
+    report = reconcile(alerts, anomalies).drop("day").withColumn("trade_date", F.lit(day))
+    counts = {
+        "silver": _replace_day(silver, settings.table_path("silver_markets"), day),
+        "gaps": _replace_day(gaps(silver), settings.table_path("gaps_markets"), day),
+        "batch_anomalies": _replace_day(
+            anomalies, settings.table_path("batch_anomalies_markets"), day
+        ),
+        "reconciliation": _replace_day(report, settings.table_path("reconciliation_markets"), day),
+    }
+    silver.unpersist()
+    return counts

@@ -272,7 +272,7 @@ def score_bars(validated: DataFrame, params: MarketRuleParams, flush_after_ms: i
     )
 
 
-def bronzescored_frame(scored: DataFrame) -> DataFrame:
+def bronze_rows(scored: DataFrame) -> DataFrame:
     """Accepted, scored bars with their event date."""
     return (
         scored.where(F.col("reason").isNull())
@@ -286,7 +286,7 @@ def bronzescored_frame(scored: DataFrame) -> DataFrame:
     )
 
 
-def quarantinescored_frame(scored: DataFrame) -> DataFrame:
+def quarantine_rows(scored: DataFrame) -> DataFrame:
     """Records that are not accepted bars, with the raw value and the reason."""
     return scored.where(F.col("reason").isNotNull()).select(
         "raw_value",
@@ -302,7 +302,7 @@ def quarantinescored_frame(scored: DataFrame) -> DataFrame:
     )
 
 
-def alertscored_frame(scored: DataFrame, batch_id: int) -> DataFrame:
+def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
     """One alert per bar on which A1 or A2 fired, with its reference values and batch."""
     rules = F.filter(
         F.array(F.when(F.col("a1"), F.lit("A1")), F.when(F.col("a2"), F.lit("A2"))),
@@ -381,7 +381,7 @@ def write_outputs(settings: Settings) -> Any:
             lap("score")
             query = m.query_name
             if counts.get("alert"):
-                alerts = alertscored_frame(batch, batch_id).persist()
+                alerts = alert_rows(batch, batch_id).persist()
                 _append(
                     alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
                 )
@@ -400,7 +400,7 @@ def write_outputs(settings: Settings) -> Any:
                 lap("alerts_topic")
             if counts.get("alert") or counts.get("bar"):
                 _append(
-                    bronzescored_frame(batch),
+                    bronze_rows(batch),
                     settings.table_path(m.bronze_table),
                     f"{query}.bronze",
                     batch_id,
@@ -409,7 +409,7 @@ def write_outputs(settings: Settings) -> Any:
                 lap("bronze_table")
             if counts.get("quarantine"):
                 _append(
-                    quarantinescored_frame(batch),
+                    quarantine_rows(batch),
                     settings.table_path(m.quarantine_table),
                     f"{query}.quarantine",
                     batch_id,
@@ -430,9 +430,9 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     m = settings.markets
     empty = spark.createDataFrame([], SCORED)
     for table, frame, partition in (
-        (m.bronze_table, bronzescored_frame(empty), "event_date"),
-        (m.quarantine_table, quarantinescored_frame(empty), None),
-        (m.alerts_table, alertscored_frame(empty, -1), None),
+        (m.bronze_table, bronze_rows(empty), "event_date"),
+        (m.quarantine_table, quarantine_rows(empty), None),
+        (m.alerts_table, alert_rows(empty, -1), None),
     ):
         path = settings.table_path(table)
         if not DeltaTable.isDeltaTable(spark, path):
