@@ -5,9 +5,9 @@ Declares tasks only: the work is in ``spark.jobs.markets_batch.run_day``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import dag, task
+
+from anomalake.dag_defaults import START_DATE, default_args
 
 DOC = """
 ### markets_batch
@@ -23,17 +23,12 @@ Every table is replaced for that date only, so re-runs and backfills
 @dag(
     dag_id="markets_batch",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["markets", "batch", "silver", "reconciliation"],
     doc_md=DOC,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "execution_timeout": timedelta(minutes=60),
-    },
+    default_args=default_args(timeout_minutes=60),
 )
 def markets_batch() -> None:
     """Wire the daily batch task."""

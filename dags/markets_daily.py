@@ -5,9 +5,9 @@ Declares tasks only: the work is in ``spark.jobs.markets_daily``, imported insid
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import dag, task
+
+from anomalake.dag_defaults import START_DATE, default_args
 
 DOC = """
 ### markets_daily
@@ -21,17 +21,12 @@ are idempotent.
 @dag(
     dag_id="markets_daily",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["markets", "batch", "gold"],
     doc_md=DOC,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "execution_timeout": timedelta(minutes=30),
-    },
+    default_args=default_args(timeout_minutes=30),
 )
 def markets_daily() -> None:
     """Wire the daily summary task."""
