@@ -1,7 +1,7 @@
-"""Daily per-symbol summary of landed bars: bronze_markets -> gold_markets_daily.
+"""Daily per-symbol summary of the landed bars: bronze_markets -> gold_markets_daily.
 
 The transform is a function of DataFrames; ``run`` is the job's edge (paths, session) and
-replaces exactly one day's partition, so re-running or backfilling a date is idempotent.
+replaces exactly one trade date's partition, so re-running or backfilling is idempotent.
 """
 
 from __future__ import annotations
@@ -16,26 +16,22 @@ from anomalake.settings import Settings
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-SOURCE_TABLE = "bronze_markets"
 TARGET_TABLE = "gold_markets_daily"
+EXCHANGE_TZ = "Asia/Kolkata"
 
 
-def with_trade_date(bars: DataFrame) -> DataFrame:
-    """Add ``event_time`` (UTC timestamp) and ``trade_date`` (exchange-local date) columns."""
-    event_time = F.to_timestamp("timestamp")
-    return bars.withColumn("event_time", event_time).withColumn(
-        "trade_date", F.to_date(F.substring("timestamp", 1, 10))
-    )
+def trade_date(event_time: str = "event_time") -> F.Column:
+    """The exchange-local date of a UTC event time."""
+    return F.to_date(F.from_utc_timestamp(event_time, EXCHANGE_TZ))
 
 
 def daily_summary(bars: DataFrame) -> DataFrame:
-    """Per symbol and trade date: bars, first/last/min/max close, total volume, VWAP."""
-    dated = with_trade_date(bars).where(F.col("event_time").isNotNull())
-    ordered = F.struct("event_time", "close")
+    """Per symbol and trade date: bars, first/last close, low, high, total volume, VWAP."""
+    dated = bars.where(F.col("event_time").isNotNull()).withColumn("trade_date", trade_date())
     return dated.groupBy("trade_date", "symbol").agg(
         F.count(F.lit(1)).alias("bars"),
         F.min_by("close", "event_time").alias("first_close"),
-        F.max(ordered)["close"].alias("last_close"),
+        F.max_by("close", "event_time").alias("last_close"),
         F.min("low").alias("low"),
         F.max("high").alias("high"),
         F.sum("volume").alias("volume"),
@@ -45,8 +41,8 @@ def daily_summary(bars: DataFrame) -> DataFrame:
 
 def run(spark: SparkSession, settings: Settings, day: date) -> int:
     """Summarise ``day`` into the gold table (partition replace); returns rows written."""
-    bars = spark.read.format("delta").load(settings.table_path(SOURCE_TABLE))
-    summary = daily_summary(bars.where(F.substring("timestamp", 1, 10) == day.isoformat()))
+    bars = spark.read.format("delta").load(settings.table_path(settings.markets.bronze_table))
+    summary = daily_summary(bars.where(trade_date() == F.lit(day)))
     (
         summary.write.format("delta")
         .mode("overwrite")

@@ -49,12 +49,14 @@ def test_dag_files_do_not_import_spark_or_ml_at_parse_time(settings: Settings) -
 
 @pytest.mark.integration
 def test_markets_daily_runs_through_dag_test(dagbag, spark, settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    from spark.jobs.markets_daily import SOURCE_TABLE, TARGET_TABLE
+    from pyspark.sql import functions as F
+
+    from spark.jobs.markets_daily import TARGET_TABLE
 
     bars = [
         (
             "ABC",
-            f"2026-03-02T09:{15 + i:02d}:00+05:30",
+            f"2026-03-02 09:{15 + i:02d}:00+05:30",
             10.0 + i,
             11.0 + i,
             9.0 + i,
@@ -63,13 +65,18 @@ def test_markets_daily_runs_through_dag_test(dagbag, spark, settings: Settings) 
         )
         for i in range(3)
     ]
-    bars += [("XYZ", "2026-03-03T09:15:00+05:30", 5.0, 5.0, 5.0, 5.0, 7)]
+    bars += [("XYZ", "2026-03-03 09:15:00+05:30", 5.0, 5.0, 5.0, 5.0, 7)]
     cols = (
-        "symbol string, timestamp string, open double, high double, low double, "
-        "close double, volume long"
+        "symbol string, ts string, open double, high double, low double, close double, volume long"
     )
-    spark.createDataFrame(bars, cols).write.format("delta").mode("overwrite").save(
-        settings.table_path(SOURCE_TABLE)
+    (
+        spark.createDataFrame(bars, cols)
+        .withColumn("event_time", F.to_timestamp("ts"))
+        .drop("ts")
+        .write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .save(settings.table_path(settings.markets.bronze_table))
     )
 
     dag = dagbag.get_dag("markets_daily")
@@ -106,12 +113,13 @@ def test_markets_batch_dag_recomputes_and_reconciles_a_generated_day(  # type: i
     # What the speed layer would have landed for that day.
     scored = recompute_rules(silver_bars(validated), rule_params(settings.markets)).cache()
     m = settings.markets
-    bronze_rows(scored).write.format("delta").mode("overwrite").save(
-        settings.table_path(m.bronze_table)
-    )
-    alert_rows(scored, 0).write.format("delta").mode("overwrite").save(
-        settings.table_path(m.alerts_table)
-    )
+    for frame, table in (
+        (bronze_rows(scored), m.bronze_table),
+        (alert_rows(scored, 0), m.alerts_table),
+    ):
+        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
+            settings.table_path(table)
+        )
 
     dag = dagbag.get_dag("markets_batch")
     for _ in range(2):  # the second run must give identical tables
