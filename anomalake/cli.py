@@ -279,6 +279,50 @@ def eval_skab(
     )
 
 
+batch_app = typer.Typer(help="Run batch DAGs without a scheduler.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+
+
+@batch_app.command("run")
+@one_line_errors
+def batch_run(
+    date: Annotated[str, typer.Option("--date", help="logical date, YYYY-MM-DD")],
+    dag_id: Annotated[str, typer.Option("--dag", help="the DAG to run")] = "markets_batch",
+) -> None:
+    """Run one DAG for one logical date in this process (``dag.test``), no scheduler needed."""
+    import os
+    import subprocess
+    from datetime import UTC, datetime
+
+    settings = get_settings()
+    os.environ.update(settings.airflow_env())  # before airflow is imported
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    migrate = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        capture_output=True,
+        text=True,
+    )
+    if migrate.returncode != 0:
+        raise AnomalakeError(
+            f"airflow db migrate failed: {migrate.stderr.strip()[-300:]}",
+            f"check {settings.airflow_home}",
+        )
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(settings.dags_folder))
+    dag = bag.get_dag(dag_id)
+    if dag is None:
+        raise AnomalakeError(
+            f"no DAG {dag_id!r} in {settings.dags_folder}",
+            f"choose one of {', '.join(sorted(bag.dag_ids))}",
+        )
+    logical = datetime.fromisoformat(date).replace(tzinfo=UTC)
+    run = dag.test(logical_date=logical)
+    typer.echo(f"{dag_id} {date}: {run.state}")
+    if run.state != "success":
+        raise typer.Exit(1)
+
+
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
