@@ -291,22 +291,13 @@ def batch_run(
 ) -> None:
     """Run one DAG for one logical date in this process (``dag.test``), no scheduler needed."""
     import os
-    import subprocess
     from datetime import UTC, datetime
+
+    from anomalake.stack import migrate_airflow_db
 
     settings = get_settings()
     os.environ.update(settings.airflow_env())  # before airflow is imported
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    migrate = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        capture_output=True,
-        text=True,
-    )
-    if migrate.returncode != 0:
-        raise AnomalakeError(
-            f"airflow db migrate failed: {migrate.stderr.strip()[-300:]}",
-            f"check {settings.airflow_home}",
-        )
+    migrate_airflow_db(settings)
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(settings.dags_folder))

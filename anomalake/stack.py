@@ -544,22 +544,27 @@ class Airflow(Component):
 
     @override
     def launch(self) -> None:
-        self.settings.airflow_home.mkdir(parents=True, exist_ok=True)
-        migrate = subprocess.run(
-            [str(VENV_BIN / "airflow"), "db", "migrate"],
-            env={**os.environ, **self.env()},
-            capture_output=True,
-            text=True,
-        )
-        if migrate.returncode != 0:
-            raise AnomalakeError(
-                f"airflow db migrate failed: {migrate.stderr.strip()[-300:]}",
-                f"check {self.settings.airflow_home}, then `anomalake up` again",
-            )
+        migrate_airflow_db(self.settings)
         self.proc.start(
             [str(VENV_BIN / "airflow"), "standalone"],
             env=self.env(),
             cwd=self.settings.airflow_home,
+        )
+
+
+def migrate_airflow_db(settings: Settings) -> None:
+    """``airflow db migrate`` for the project's Airflow home and database (idempotent)."""
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    migrate = subprocess.run(
+        [str(VENV_BIN / "airflow"), "db", "migrate"],
+        env={**os.environ, **Airflow(settings).env()},
+        capture_output=True,
+        text=True,
+    )
+    if migrate.returncode != 0:
+        raise AnomalakeError(
+            f"airflow db migrate failed: {migrate.stderr.strip()[-300:]}",
+            f"check {settings.airflow_home}, then try again",
         )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,11 +88,9 @@ def mlflow_server(settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def airflow_db(settings: Settings) -> Settings:
     """An Airflow metadata database migrated in the test home."""
-    from anomalake.stack import Airflow
+    from anomalake.stack import migrate_airflow_db
 
-    env = {**os.environ, **Airflow(settings).env()}
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    migrate_airflow_db(settings)
     return settings
 
 
