@@ -15,13 +15,12 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from anomalake.settings import Settings
+from spark.jobs.markets_daily import replace_trade_date, trade_date
 from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
 from spark.streams.markets import SCORED, VALIDATED, bar_record, scored_frame
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-EXCHANGE_TZ = "Asia/Kolkata"
 
 
 def records_as_kafka_rows(
@@ -43,7 +42,7 @@ def silver_bars(validated: DataFrame) -> DataFrame:
         .withColumn("_n", F.row_number().over(first))
         .where("_n = 1")
         .drop("_n", "reason", "raw_value")
-        .withColumn("trade_date", F.to_date(F.from_utc_timestamp("event_time", EXCHANGE_TZ)))
+        .withColumn("trade_date", trade_date())
     )
 
 
@@ -135,17 +134,6 @@ def silver_from_bronze(bronze: DataFrame) -> DataFrame:
     )
 
 
-def _replace_day(df: DataFrame, path: str, day: date) -> int:
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .partitionBy("trade_date")
-        .option("replaceWhere", f"trade_date = DATE'{day.isoformat()}'")
-        .save(path)
-    )
-    return df.count()
-
-
 def run_day(spark: SparkSession, settings: Settings, day: date) -> dict[str, int]:
     """The daily batch of one trade date: silver, gaps, recomputed anomalies, reconciliation.
 
@@ -156,19 +144,20 @@ def run_day(spark: SparkSession, settings: Settings, day: date) -> dict[str, int
 
     m = settings.markets
     bronze = spark.read.format("delta").load(settings.table_path(m.bronze_table))
-    local_day = F.to_date(F.from_utc_timestamp("event_time", EXCHANGE_TZ))
-    silver = silver_from_bronze(bronze.where(local_day == F.lit(day))).cache()
+    silver = silver_from_bronze(bronze.where(trade_date() == F.lit(day))).cache()
     anomalies = fired(recompute_rules(silver, rule_params(m))).withColumn("trade_date", F.lit(day))
     alerts = spark.read.format("delta").load(settings.table_path(m.alerts_table))
-    alerts = alerts.where(F.to_date(F.from_utc_timestamp("event_time", EXCHANGE_TZ)) == F.lit(day))
+    alerts = alerts.where(trade_date() == F.lit(day))
     report = reconcile(alerts, anomalies).drop("day").withColumn("trade_date", F.lit(day))
     counts = {
-        "silver": _replace_day(silver, settings.table_path("silver_markets"), day),
-        "gaps": _replace_day(gaps(silver), settings.table_path("gaps_markets"), day),
-        "batch_anomalies": _replace_day(
+        "silver": replace_trade_date(silver, settings.table_path("silver_markets"), day),
+        "gaps": replace_trade_date(gaps(silver), settings.table_path("gaps_markets"), day),
+        "batch_anomalies": replace_trade_date(
             anomalies, settings.table_path("batch_anomalies_markets"), day
         ),
-        "reconciliation": _replace_day(report, settings.table_path("reconciliation_markets"), day),
+        "reconciliation": replace_trade_date(
+            report, settings.table_path("reconciliation_markets"), day
+        ),
     }
     silver.unpersist()
     return counts

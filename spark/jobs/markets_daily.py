@@ -43,11 +43,20 @@ def run(spark: SparkSession, settings: Settings, day: date) -> int:
     """Summarise ``day`` into the gold table (partition replace); returns rows written."""
     bars = spark.read.format("delta").load(settings.table_path(settings.markets.bronze_table))
     summary = daily_summary(bars.where(trade_date() == F.lit(day)))
+    return replace_trade_date(summary, settings.table_path(TARGET_TABLE), day)
+
+
+def replace_trade_date(df: DataFrame, path: str, day: date) -> int:
+    """Write ``df`` as the ``trade_date = day`` partition of the Delta table at ``path``.
+
+    Only that partition is replaced, so re-runs and backfills give identical tables.
+    Returns the rows written.
+    """
     (
-        summary.write.format("delta")
+        df.write.format("delta")
         .mode("overwrite")
         .partitionBy("trade_date")
         .option("replaceWhere", f"trade_date = DATE'{day.isoformat()}'")
-        .save(settings.table_path(TARGET_TABLE))
+        .save(path)
     )
-    return summary.count()
+    return df.count()
