@@ -283,15 +283,37 @@ batch_app = typer.Typer(help="Run batch DAGs without a scheduler.", no_args_is_h
 app.add_typer(batch_app, name="batch")
 
 
+@batch_app.command("load")
+@one_line_errors
+def batch_load(
+    path: Annotated[Path, typer.Argument(help="an export file or a folder of them")],
+) -> None:
+    """Land export files in bronze (bad rows in quarantine) for a backfill; idempotent per file."""
+    from spark.jobs.markets_batch import load_files_to_bronze
+    from spark.session import get_spark
+
+    if not path.exists():
+        raise AnomalakeError(f"no such file or folder: {path}", "pass the exports' path")
+    settings = get_settings()
+    counts = load_files_to_bronze(get_spark(settings), settings, path)
+    typer.echo(
+        f"loaded {path}: {counts['bronze']} bars in {settings.markets.bronze_table}, "
+        f"{counts['quarantine']} rows in {settings.markets.quarantine_table}"
+    )
+
+
 @batch_app.command("run")
 @one_line_errors
 def batch_run(
     date: Annotated[str, typer.Option("--date", help="logical date, YYYY-MM-DD")],
+    end: Annotated[
+        str | None, typer.Option("--end", help="last date of a backfill (inclusive), in order")
+    ] = None,
     dag_id: Annotated[str, typer.Option("--dag", help="the DAG to run")] = "markets_batch",
 ) -> None:
-    """Run one DAG for one logical date in this process (``dag.test``), no scheduler needed."""
+    """Run a DAG for a logical date (or each date to --end) in this process, no scheduler."""
     import os
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from anomalake.stack import migrate_airflow_db
 
@@ -308,10 +330,13 @@ def batch_run(
             f"choose one of {', '.join(sorted(bag.dag_ids))}",
         )
     logical = datetime.fromisoformat(date).replace(tzinfo=UTC)
-    run = dag.test(logical_date=logical)
-    typer.echo(f"{dag_id} {date}: {run.state}")
-    if run.state != "success":
-        raise typer.Exit(1)
+    last = datetime.fromisoformat(end or date).replace(tzinfo=UTC)
+    while logical <= last:
+        run = dag.test(logical_date=logical)
+        typer.echo(f"{dag_id} {logical.date()}: {run.state}")
+        if run.state != "success":
+            raise typer.Exit(1)
+        logical += timedelta(days=1)
 
 
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)

@@ -16,3 +16,10 @@ def default_args(owner: str = "data-engineering", timeout_minutes: int = 30) -> 
         "retry_delay": timedelta(minutes=2),
         "execution_timeout": timedelta(minutes=timeout_minutes),
     }
+
+
+def table_asset(name: str) -> Any:
+    """The Airflow Asset standing for the Delta table ``name`` (updated when it is written)."""
+    from airflow.sdk import Asset
+
+    return Asset(name=name, uri=f"delta://anomalake/{name}")

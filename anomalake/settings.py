@@ -145,6 +145,30 @@ class MarketsSettings(BaseModel):
     quarantine_table: str = "quarantine_markets"
     alerts_table: str = "alerts_markets"
     query_name: str = "markets_speed_layer"
+    silver_table: str = "silver_markets"
+    gaps_table: str = "gaps_markets"
+    batch_anomalies_table: str = "batch_anomalies_markets"
+    reconciliation_table: str = "reconciliation_markets"
+    gold_daily_table: str = "gold_markets_daily"
+    gold_stats_table: str = "gold_markets_stats"
+    gold_histograms_table: str = "gold_markets_histograms"
+    gold_rolling_table: str = "gold_markets_rolling"
+    daily_anomalies_table: str = Field(
+        default="batch_anomalies_markets_daily",
+        description="symbol-days found atypical by the batch layer (K-Means)",
+    )
+    histogram_bins: int = 20
+    rolling_days: int = Field(default=20, description="trading days in the rolling means")
+    kmeans_k: tuple[int, int] = Field(default=(2, 6), description="k tried, by silhouette")
+    kmeans_lookback_days: int = Field(
+        default=90, description="calendar days of symbol-days the clustering is fitted on"
+    )
+    kmeans_far_z: float = Field(
+        default=3.0, description="atypical: distance to centroid > this many std above mean"
+    )
+    kmeans_tiny_fraction: float = Field(
+        default=0.02, description="atypical: cluster holds fewer than this share of points"
+    )
 
 
 class SparkSettings(BaseModel):
@@ -211,6 +235,11 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Pid files and logs of the local stack."""
         return self.home / "run"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Reports people open: Data Docs (``quality/``) and charts (``histograms/``)."""
+        return self.home / "reports"
 
     @property
     def lake(self) -> str:

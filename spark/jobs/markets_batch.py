@@ -7,17 +7,24 @@ Transforms of DataFrames, reusing the speed layer's own functions: validation is
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
+from anomalake.loaders.markets import market_files, read_raw_rows
+from anomalake.replay import to_message
 from anomalake.settings import Settings
-from spark.jobs.markets_daily import replace_trade_date, trade_date
-from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
-from spark.streams.markets import SCORED, VALIDATED, bar_record, scored_frame
+from spark.rules import MarketRuleParams
+from spark.streams.markets import VALIDATED, decode_and_validate, score_batch
+from spark.tables import Days, read_table, read_table_or_empty, replace_days
+
+EXCHANGE_TZ = "Asia/Kolkata"
+KAFKA_RECORD = (
+    "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -28,10 +35,12 @@ def records_as_kafka_rows(
 ) -> DataFrame:
     """(key, value) messages as a static DataFrame shaped like Spark's Kafka source."""
     rows = [(k.encode(), v, topic, 0, i, None) for i, (k, v) in enumerate(messages)]
-    return spark.createDataFrame(
-        rows,
-        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
-    )
+    return spark.createDataFrame(rows, KAFKA_RECORD)
+
+
+def trade_date(event_time: str = "event_time") -> F.Column:
+    """The exchange-local date of a UTC event time."""
+    return F.to_date(F.from_utc_timestamp(event_time, EXCHANGE_TZ))
 
 
 def silver_bars(validated: DataFrame) -> DataFrame:
@@ -65,21 +74,14 @@ def gaps(silver: DataFrame) -> DataFrame:
 
 
 def recompute_rules(silver: DataFrame, params: MarketRuleParams) -> DataFrame:
-    """A1/A2 over silver with the stream's rule code: every bar scored, in minute order."""
-
-    def per_symbol(frame: pd.DataFrame) -> pd.DataFrame:
-        state = SymbolState()
-        for record in frame.sort_values("minute").to_dict("records"):
-            accept(state, bar_record({k: record[k] for k in VALIDATED.fieldNames()}))
-        return scored_frame(evaluate_ready(state, params, flush=True))
-
+    """A1/A2 over silver with the stream's own scoring step (:func:`score_batch`)."""
     columns = silver.withColumns(
         {
             "reason": F.lit(None).cast("string"),
             "raw_value": F.lit(None).cast("string"),
         }
     ).select(*VALIDATED.fieldNames())
-    return columns.groupBy("symbol").applyInPandas(per_symbol, schema=SCORED)
+    return score_batch(columns, params)
 
 
 def fired(scored: DataFrame) -> DataFrame:
@@ -134,30 +136,85 @@ def silver_from_bronze(bronze: DataFrame) -> DataFrame:
     )
 
 
-def run_day(spark: SparkSession, settings: Settings, day: date) -> dict[str, int]:
-    """The daily batch of one trade date: silver, gaps, recomputed anomalies, reconciliation.
+def build_silver(spark: SparkSession, settings: Settings, days: Days) -> dict[str, int]:
+    """Silver bars and gaps of ``days`` from bronze (partition replace)."""
+    m = settings.markets
+    bronze = read_table(spark, settings, m.bronze_table).where(days.contains(trade_date()))
+    silver_rows = replace_days(
+        silver_from_bronze(bronze), settings.table_path(m.silver_table), days
+    )
+    silver = read_table(spark, settings, m.silver_table).where(days.contains("trade_date"))
+    gap_rows = replace_days(gaps(silver), settings.table_path(m.gaps_table), days)
+    return {"silver": silver_rows, "gaps": gap_rows}
 
-    Each output is replaced for ``day`` only (partition replace), so re-runs and
-    backfills give identical tables.
-    """
+
+def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days) -> dict[str, int]:
+    """A1/A2 of ``days`` recomputed over silver, and the reconciliation with the stream's alerts."""
     from spark.streams.markets import rule_params
 
     m = settings.markets
-    bronze = spark.read.format("delta").load(settings.table_path(m.bronze_table))
-    silver = silver_from_bronze(bronze.where(trade_date() == F.lit(day))).cache()
-    anomalies = fired(recompute_rules(silver, rule_params(m))).withColumn("trade_date", F.lit(day))
-    alerts = spark.read.format("delta").load(settings.table_path(m.alerts_table))
-    alerts = alerts.where(trade_date() == F.lit(day))
-    report = reconcile(alerts, anomalies).drop("day").withColumn("trade_date", F.lit(day))
-    counts = {
-        "silver": replace_trade_date(silver, settings.table_path("silver_markets"), day),
-        "gaps": replace_trade_date(gaps(silver), settings.table_path("gaps_markets"), day),
-        "batch_anomalies": replace_trade_date(
-            anomalies, settings.table_path("batch_anomalies_markets"), day
-        ),
-        "reconciliation": replace_trade_date(
-            report, settings.table_path("reconciliation_markets"), day
-        ),
-    }
-    silver.unpersist()
+    silver = read_table(spark, settings, m.silver_table).where(days.contains("trade_date"))
+    anomalies = fired(recompute_rules(silver, rule_params(m))).withColumn(
+        "trade_date", trade_date()
+    )
+    rows = replace_days(anomalies, settings.table_path(m.batch_anomalies_table), days)
+    alerts = read_table_or_empty(
+        spark, settings, m.alerts_table, "symbol string, event_time timestamp, rules array<string>"
+    ).where(days.contains(trade_date()))
+    recomputed = read_table(spark, settings, m.batch_anomalies_table).where(
+        days.contains("trade_date")
+    )
+    report = reconcile(alerts, recomputed).withColumnRenamed("day", "trade_date")
+    replace_days(report, settings.table_path(m.reconciliation_table), days)
+    return {"batch_anomalies": rows}
+
+
+def file_records(spark: SparkSession, path: Path) -> DataFrame:
+    """Every row of the export files at ``path`` as Kafka-shaped records.
+
+    Files are read by the project's loader in Spark's Python workers, one task per file,
+    and encoded exactly as the producer encodes them; the topic is ``file:<name>``, the
+    offset the row's position in its file (so "first arrival wins" means first in file).
+    """
+    files = [str(f) for f in market_files(path)]
+
+    def rows(name: str) -> Iterator[tuple[object, ...]]:
+        file = Path(name)
+        for i, raw in enumerate(read_raw_rows(file)):
+            key, value = to_message(raw)
+            yield key.encode(), value, f"file:{file.name}", 0, i, None
+
+    records = spark.sparkContext.parallelize(files, max(1, len(files))).flatMap(rows)
+    return spark.createDataFrame(records, KAFKA_RECORD)
+
+
+def load_files_to_bronze(spark: SparkSession, settings: Settings, path: Path) -> dict[str, int]:
+    """Land export files in bronze and quarantine through the speed layer's own functions.
+
+    Validation is the stream's, scoring the stream's step over each file as one batch;
+    rows previously loaded from the same files are replaced, so loading again changes
+    nothing. Anomalies found here are not alerted: the batch layer recomputes them.
+    """
+    from spark.streams.markets import bronze_rows, quarantine_rows, rule_params
+
+    m = settings.markets
+    topics = ", ".join("'" + f"file:{f.name}".replace("'", "''") + "'" for f in market_files(path))
+    same_files = f"topic IN ({topics})"
+    validated = decode_and_validate(file_records(spark, path), m.max_payload_bytes)
+    scored = score_batch(validated, rule_params(m)).persist()
+    try:
+        for rows, table, partition in (
+            (bronze_rows(scored), m.bronze_table, "event_date"),
+            (quarantine_rows(scored), m.quarantine_table, None),
+        ):
+            writer = rows.write.format("delta").mode("overwrite").option("replaceWhere", same_files)
+            if partition:
+                writer = writer.partitionBy(partition)
+            writer.save(settings.table_path(table))
+        counts = {
+            name: int(read_table(spark, settings, table).where(same_files).count())
+            for name, table in (("bronze", m.bronze_table), ("quarantine", m.quarantine_table))
+        }
+    finally:
+        scored.unpersist()
     return counts

@@ -221,9 +221,41 @@ def scored_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype(NULLABLE_DTYPES)
 
 
+BAR_FIELDS = VALIDATED.fieldNames()
+
+
+def score_arrivals(
+    state: SymbolState,
+    arrivals: pd.DataFrame,
+    params: MarketRuleParams,
+    *,
+    keyed: bool = True,
+    flush: bool = False,
+) -> list[dict[str, Any]]:
+    """One symbol's arrivals through the rules: the step the stream and the batch share.
+
+    Records are taken in arrival order (partition, offset); valid bars are queued in
+    ``state`` (a duplicate or late bar comes back with its quarantine reason), invalid ones
+    pass through with theirs, then every bar that is final is evaluated (all of them when
+    ``flush``). ``keyed`` is false for records without a symbol (they cannot be queued).
+    """
+    out: list[dict[str, Any]] = []
+    ordered = arrivals.sort_values(["partition", "offset"], kind="stable")
+    for record in ordered.to_dict("records"):
+        bar = bar_record({k: record[k] for k in BAR_FIELDS})
+        if bar["reason"] is None and keyed:
+            reason = accept(state, bar)
+            if reason is None:
+                continue
+            bar["reason"] = reason
+            bar["raw_value"] = None
+        out.append(bar)
+    out.extend(evaluate_ready(state, params, flush=flush))
+    return out
+
+
 def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
     """The per-symbol function that ``applyInPandasWithState`` calls."""
-    bar_fields = [f.name for f in VALIDATED.fields]
 
     def step(
         key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState
@@ -236,18 +268,7 @@ def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
                 yield scored_frame(scored)
             return
         incoming = pd.concat(list(batches), ignore_index=True)
-        incoming = incoming.sort_values(["partition", "offset"], kind="stable")
-        out: list[dict[str, Any]] = []
-        for record in incoming.to_dict("records"):
-            bar = bar_record({k: record[k] for k in bar_fields})
-            if bar["reason"] is None and key[0] is not None:
-                reason = accept(symbol_state, bar)
-                if reason is None:
-                    continue
-                bar["reason"] = reason
-                bar["raw_value"] = None
-            out.append(bar)
-        out.extend(evaluate_ready(symbol_state, params))
+        out = score_arrivals(symbol_state, incoming, params, keyed=key[0] is not None)
         if key[0] is not None:
             state.update((symbol_state.to_json(),))
             state.setTimeoutDuration(flush_after_ms)
@@ -255,6 +276,20 @@ def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
             yield scored_frame(out)
 
     return step
+
+
+def score_batch(validated: DataFrame, params: MarketRuleParams) -> DataFrame:
+    """The stream's scoring over a static DataFrame: every symbol's records as one batch.
+
+    Same function as the speed layer (:func:`score_arrivals`), from an empty state, all
+    bars flushed at the end; every input record comes out once, scored or quarantined.
+    """
+
+    def per_symbol(key: tuple[Any, ...], arrivals: pd.DataFrame) -> pd.DataFrame:
+        out = score_arrivals(SymbolState(), arrivals, params, keyed=key[0] is not None, flush=True)
+        return scored_frame(out)
+
+    return validated.groupBy("symbol").applyInPandas(per_symbol, schema=SCORED)
 
 
 def _is_missing(value: Any) -> bool:

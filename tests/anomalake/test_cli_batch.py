@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,43 +21,34 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def test_batch_run_executes_the_dag_for_the_date(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from pyspark.sql import functions as F
+def test_batch_load_then_run_builds_the_day(spark, mlflow_server: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from anomalake.generators.markets import FaultRates, write_market_files
 
-    s = Settings(profile="local", home=tmp_path)
-    bars = [
-        ("ABC", "2026-04-08 09:15:00+05:30", 10.0, 10.5, 9.5, 10.2, 100),
-        ("ABC", "2026-04-08 09:16:00+05:30", 10.2, 10.6, 10.1, 10.4, 300),
-    ]
-    cols = (
-        "symbol string, ts string, open double, high double, low double, close double, volume long"
+    s = Settings(profile="local", home=tmp_path / "home")
+    data = tmp_path / "exports"
+    write_market_files(data, 2, date(2026, 4, 8), 1, seed=3, faults=FaultRates(0.01, 0.0, 0.0, 0.0))
+    cli = [str(VENV_BIN / "anomalake"), "batch"]
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [*cli, *args], env=_env(s.home), capture_output=True, text=True, timeout=900
     )
-    (
-        spark.createDataFrame(bars, cols)
-        .withColumn("event_time", F.to_timestamp("ts"))
-        .drop("ts")
-        .write.format("delta")
-        .save(s.table_path(s.markets.bronze_table))
-    )
-    cli = [str(VENV_BIN / "anomalake"), "batch", "run"]
-    done = subprocess.run(
-        [*cli, "--date", "2026-04-08", "--dag", "markets_daily"],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    loaded = run("load", str(data))
+    assert loaded.returncode == 0, loaded.stdout[-2000:] + loaded.stderr[-2000:]
+    bars = spark.read.format("delta").load(s.table_path(s.markets.bronze_table)).count()
+    bad = spark.read.format("delta").load(s.table_path(s.markets.quarantine_table)).count()
+    assert bars > 700 and bad > 0
+    assert f"{bars} bars in bronze_markets, {bad} rows in quarantine_markets" in loaded.stdout
+    assert run("load", str(data)).returncode == 0  # loading again changes nothing
+    assert spark.read.format("delta").load(s.table_path(s.markets.bronze_table)).count() == bars
+
+    done = run("run", "--date", "2026-04-08")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "markets_daily 2026-04-08: success" in done.stdout
-    (row,) = spark.read.format("delta").load(s.table_path("gold_markets_daily")).collect()
-    assert (row["symbol"], row["bars"], row["volume"]) == ("ABC", 2, 400)
+    assert "markets_batch 2026-04-08: success" in done.stdout
+    gold = spark.read.format("delta").load(s.table_path(s.markets.gold_daily_table)).collect()
+    assert sorted(r["symbol"] for r in gold) == ["SYM000", "SYM001"]
+    assert sum(r["bars"] for r in gold) == bars  # no duplicates were planted
 
-    wrong = subprocess.run(
-        [*cli, "--date", "2026-04-08", "--dag", "nope"],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    wrong = run("run", "--date", "2026-04-08", "--dag", "nope")
     assert wrong.returncode == 1
     assert "no DAG 'nope'" in wrong.stderr and "markets_batch" in wrong.stderr
+    missing = run("load", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "no such file or folder" in missing.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -21,7 +22,7 @@ def dagbag(airflow_db: Settings):  # type: ignore[no-untyped-def]
 @pytest.mark.integration
 def test_dags_import_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert "markets_daily" in dagbag.dags
+    assert "markets_batch" in dagbag.dags
 
 
 @pytest.mark.integration
@@ -47,88 +48,121 @@ def test_dag_files_do_not_import_spark_or_ml_at_parse_time(settings: Settings) -
     assert out.stdout.strip() == ""
 
 
-@pytest.mark.integration
-def test_markets_daily_runs_through_dag_test(dagbag, spark, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+DAY1, DAY2, DAY3 = date(2026, 4, 6), date(2026, 4, 7), date(2026, 4, 8)
+DAY_TABLES = (
+    "silver_markets",
+    "gaps_markets",
+    "gold_markets_daily",
+    "gold_markets_stats",
+    "gold_markets_histograms",
+    "gold_markets_rolling",
+    "batch_anomalies_markets",
+    "reconciliation_markets",
+)
+
+
+def _run(dag, day: date):  # type: ignore[no-untyped-def]
+    run = dag.test(logical_date=datetime(day.year, day.month, day.day, tzinfo=UTC))
+    return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def _snapshot(spark, settings: Settings, day: date) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def, type-arg]
     from pyspark.sql import functions as F
 
-    from spark.jobs.markets_daily import TARGET_TABLE
-
-    bars = [
-        (
-            "ABC",
-            f"2026-03-02 09:{15 + i:02d}:00+05:30",
-            10.0 + i,
-            11.0 + i,
-            9.0 + i,
-            10.0 + i,
-            100 * (i + 1),
-        )
-        for i in range(3)
-    ]
-    bars += [("XYZ", "2026-03-03 09:15:00+05:30", 5.0, 5.0, 5.0, 5.0, 7)]
-    cols = (
-        "symbol string, ts string, open double, high double, low double, close double, volume long"
+    out = {}
+    for table in DAY_TABLES:
+        rows = spark.read.format("delta").load(settings.table_path(table))
+        out[table] = sorted(map(tuple, rows.where(F.col("trade_date") == day).collect()))
+    daily = spark.read.format("delta").load(settings.table_path("batch_anomalies_markets_daily"))
+    out["atypical"] = sorted(
+        map(tuple, daily.where(F.col("trade_date") == day).drop("mlflow_run_id").collect())
     )
-    (
-        spark.createDataFrame(bars, cols)
-        .withColumn("event_time", F.to_timestamp("ts"))
-        .drop("ts")
-        .write.format("delta")
-        .mode("overwrite")
-        .option("overwriteSchema", "true")
-        .save(settings.table_path(settings.markets.bronze_table))
-    )
-
-    dag = dagbag.get_dag("markets_daily")
-    dag_run = dag.test(logical_date=datetime(2026, 3, 2, tzinfo=UTC))
-    assert dag_run.state == "success"
-
-    gold = spark.read.format("delta").load(settings.table_path(TARGET_TABLE))
-    rows = gold.collect()
-    assert len(rows) == 1
-    row = rows[0]
-    assert (row["symbol"], row["trade_date"], row["bars"]) == ("ABC", date(2026, 3, 2), 3)
-    assert (row["first_close"], row["last_close"], row["volume"]) == (10.0, 12.0, 600)
-    assert row["vwap"] == pytest.approx((10 * 100 + 11 * 200 + 12 * 300) / 600)
-
-    # A second run of the same date replaces its partition: identical table.
-    assert dag.test(logical_date=datetime(2026, 3, 2, tzinfo=UTC)).state == "success"
-    assert sorted(map(tuple, gold.collect())) == sorted(map(tuple, rows))
+    return out
 
 
 @pytest.mark.integration
-def test_markets_batch_dag_recomputes_and_reconciles_a_generated_day(  # type: ignore[no-untyped-def]
-    dagbag, spark, settings: Settings, tmp_path
+def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data(  # type: ignore[no-untyped-def]
+    dagbag, spark, settings: Settings, mlflow_server: str, tmp_path
 ) -> None:
-    from anomalake.generators.markets import FaultRates, write_market_files
-    from anomalake.replay import replay_messages
-    from spark.jobs.markets_batch import recompute_rules, records_as_kafka_rows, silver_bars
-    from spark.streams.markets import alert_rows, bronze_rows, decode_and_validate, rule_params
+    import mlflow
+    from pyspark.sql import functions as F
 
-    day = date(2026, 4, 7)
-    write_market_files(tmp_path, 3, day, 1, seed=9, faults=FaultRates(0.0, 0.01, 0.0, 0.01))
-    validated = decode_and_validate(
-        records_as_kafka_rows(spark, list(replay_messages(tmp_path))), 4096
-    )
-    # What the speed layer would have landed for that day.
-    scored = recompute_rules(silver_bars(validated), rule_params(settings.markets)).cache()
+    from anomalake.generators.markets import FaultRates, write_market_files
+    from spark.jobs.markets_batch import file_records, load_files_to_bronze
+    from spark.streams.markets import alert_rows, decode_and_validate, rule_params, score_batch
+
     m = settings.markets
-    for frame, table in (
-        (bronze_rows(scored), m.bronze_table),
-        (alert_rows(scored, 0), m.alerts_table),
-    ):
-        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(
-            settings.table_path(table)
-        )
+    for table in (*DAY_TABLES, m.bronze_table, m.quarantine_table, m.alerts_table):
+        shutil.rmtree(settings.table_path(table), ignore_errors=True)
+    write_market_files(tmp_path, 4, DAY1, 2, seed=9, faults=FaultRates(0.002, 0.01, 0.01, 0.01))
+    loaded = load_files_to_bronze(spark, settings, tmp_path)
+    assert loaded["quarantine"] > 0
+    # The alerts the speed layer would have raised on the same records.
+    scored = score_batch(
+        decode_and_validate(file_records(spark, tmp_path), 4096), rule_params(m)
+    ).cache()
+    alert_rows(scored, 0).write.format("delta").mode("overwrite").save(
+        settings.table_path(m.alerts_table)
+    )
 
     dag = dagbag.get_dag("markets_batch")
-    for _ in range(2):  # the second run must give identical tables
-        run = dag.test(logical_date=datetime(2026, 4, 7, tzinfo=UTC))
-        assert run.state == "success"
-    read = spark.read.format("delta").load
-    assert read(settings.table_path("silver_markets")).count() == scored.count()
-    assert read(settings.table_path("gaps_markets")).count() > 0
-    n_alerts = read(settings.table_path(m.alerts_table)).count()
-    assert read(settings.table_path("batch_anomalies_markets")).count() == n_alerts
-    (rec,) = read(settings.table_path("reconciliation_markets")).collect()
-    assert (rec["matched"], rec["missed_by_stream"], rec["added_by_stream"]) == (n_alerts, 0, 0)
+    for day in (DAY1, DAY2):
+        run, states = _run(dag, day)
+        assert run.state == "success", states
+    first = _snapshot(spark, settings, DAY2)
+    run, _ = _run(dag, DAY2)
+    assert run.state == "success"
+    assert _snapshot(spark, settings, DAY2) == first  # a re-run gives identical tables
+
+    read = lambda name: spark.read.format("delta").load(settings.table_path(name))  # noqa: E731
+    on_day2 = F.col("trade_date") == DAY2
+    silver = read("silver_markets").where(on_day2)
+    assert silver.count() == silver.select("symbol", "minute").distinct().count() > 1000
+    daily = {r["symbol"]: r for r in read("gold_markets_daily").where(on_day2).collect()}
+    per_symbol = {r["symbol"]: r["count"] for r in silver.groupBy("symbol").count().collect()}
+    assert {s: r["bars"] for s, r in daily.items()} == per_symbol
+    stats = read("gold_markets_stats").where(on_day2)
+    assert stats.count() == 4 * 4
+    (close,) = stats.where("feature = 'close' AND symbol = 'SYM000'").collect()
+    assert close["min"] <= close["p05"] <= close["p50"] <= close["p95"] <= close["max"]
+    hist = read("gold_markets_histograms").where(on_day2 & (F.col("feature") == "volume"))
+    for kind in ("fixed", "quantile"):
+        assert hist.where(F.col("kind") == kind).agg(F.sum("count")).first()[0] == silver.count()
+    charts = settings.reports_dir / "histograms" / str(DAY2)
+    assert {p.name for p in charts.glob("*.png")} == {
+        "return_pct.png",
+        "range_pct.png",
+        "volume.png",
+    }
+    rolling = read("gold_markets_rolling").where(on_day2).collect()
+    assert len(rolling) == 4 and all(r["periods_in_window"] == 2 for r in rolling)
+    alerts = read(m.alerts_table).count()
+    assert read("batch_anomalies_markets").count() == alerts > 0
+    rec = read("reconciliation_markets").agg(F.sum("matched"), F.sum("missed_by_stream")).first()
+    assert tuple(rec) == (alerts, 0)
+
+    mlflow.set_tracking_uri(mlflow_server)
+    runs = mlflow.search_runs(experiment_names=["local-markets-kmeans"])
+    assert len(runs) == 3 and runs["metrics.silhouette"].notna().all()
+
+    docs = settings.reports_dir / "quality" / "data_docs"
+    index = next(docs.rglob("index.html")).read_text()
+    assert "bronze_markets" in index and "silver_markets" in index
+
+    # Day 3: a bad writer lands bars with a negative volume; nothing downstream may run.
+    bad = (
+        read(m.bronze_table)
+        .where(F.to_date("event_time") == DAY2)
+        .withColumn("event_time", F.col("event_time") + F.expr("INTERVAL 1 DAY"))
+        .withColumn("event_date", F.to_date("event_time"))
+        .withColumn("volume", F.when(F.col("minute") % 50 == 0, -5).otherwise(F.col("volume")))
+        .withColumn("topic", F.lit("bad-writer"))
+    )
+    bad.write.format("delta").mode("append").save(settings.table_path(m.bronze_table))
+    run, states = _run(dag, DAY3)
+    assert run.state == "failed"
+    assert states["check_bronze"] == "failed"
+    downstream = set(states) - {"check_bronze"}
+    assert downstream and all(states[t] == "upstream_failed" for t in downstream), states
+    assert read("silver_markets").where(F.col("trade_date") == DAY3).count() == 0
+    assert len(mlflow.search_runs(experiment_names=["local-markets-kmeans"])) == 3
