@@ -1,0 +1,1 @@
+"""Feature functions shared by training, streaming and replay: pure pandas, frame in, frame out."""
