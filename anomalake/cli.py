@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -339,6 +340,152 @@ def batch_run(
         logical += timedelta(days=1)
 
 
+models_app = typer.Typer(
+    help="The model registry: versions, champion/challenger aliases, promotion, rollback.",
+    no_args_is_help=True,
+)
+train_app = typer.Typer(help="Train, register and promote models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(train_app, name="train")
+
+HOSTS_DATASETS = ("nslkdd", "toniot")
+TONIOT_ACTIVITIES = ("memory", "process")
+
+
+@contextmanager
+def _mlflow_errors() -> Iterator[None]:
+    """MLflow's own errors (permissions, a bad request) as one line naming the server."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        uri = get_settings().mlflow.uri
+        first = " ".join(str(exc.message).split())[:300]
+        raise AnomalakeError(
+            f"MLflow at {uri} refused: {first}", "check the server's log and the model name"
+        ) from None
+
+
+@models_app.command("list")
+@one_line_errors
+def models_list(
+    metric: Annotated[
+        str | None, typer.Option(help="key metric shown (holdout_<metric>); promotion metric")
+    ] = None,
+) -> None:
+    """Every version of this environment's registered models: aliases, run, key metric."""
+    from ml.registry import list_models
+
+    settings = get_settings()
+    with _mlflow_errors():
+        rows = list_models(settings, metric=metric)
+    if not rows:
+        typer.echo(f"no registered models named {settings.name_prefix}* at {settings.mlflow.uri}")
+        return
+    key = rows[0].metric
+    typer.echo(f"{'model':32} {'version':>7}  {'aliases':28} {key:>18}  run")
+    for r in rows:
+        value = "-" if r.value is None else f"{r.value:.4f}"
+        aliases = ",".join(r.aliases) or "-"
+        typer.echo(f"{r.name:32} {r.version:>7}  {aliases:28} {value:>18}  {r.run_id}")
+
+
+@models_app.command("promote")
+@one_line_errors
+def models_promote(
+    name: Annotated[str, typer.Argument(help="registered model (the prefix may be left out)")],
+    margin: Annotated[
+        float | None, typer.Option(help="required improvement; ANOMALAKE_HOSTS__PROMOTION_MARGIN")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="compared metric; ANOMALAKE_HOSTS__PROMOTION_METRIC")
+    ] = None,
+) -> None:
+    """Score @challenger against @champion on the challenger's logged holdout; promote if better."""
+    from ml.registry import promote_challenger
+
+    with _mlflow_errors():
+        d = promote_challenger(get_settings(), name, metric=metric, margin=margin)
+    champion = "-" if d.champion_score is None else f"{d.champion_score:.4f}"
+    typer.echo(
+        f"{d.model_name}: challenger v{d.challenger_version} {d.metric} "
+        f"{d.challenger_score:.4f}, champion "
+        f"{'v' + d.champion_version if d.champion_version else 'none'} {champion} "
+        f"on {d.holdout_rows} holdout rows"
+    )
+    outcome = "promoted" if d.promoted else "not promoted"
+    typer.echo(f"{outcome}: {d.reason}; champion is v{d.champion_after} (run {d.run_id})")
+
+
+@models_app.command("rollback")
+@one_line_errors
+def models_rollback(
+    name: Annotated[str, typer.Argument(help="registered model (the prefix may be left out)")],
+) -> None:
+    """Move @champion back to the version the current champion replaced."""
+    from ml.registry import rollback
+
+    with _mlflow_errors():
+        r = rollback(get_settings(), name)
+    typer.echo(f"{r.model_name}: champion moved back from v{r.from_version} to v{r.to_version}")
+
+
+@train_app.command("hosts")
+@one_line_errors
+def train_hosts(
+    path: Annotated[
+        Path, typer.Argument(help="NSL-KDD folder (KDDTrain+_20Percent.txt), or ToN-IoT CSV/folder")
+    ],
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="nslkdd or toniot; guessed from PATH when omitted"),
+    ] = None,
+    activity: Annotated[str, typer.Option(help="ToN-IoT activity: memory or process")] = "memory",
+    seed: Annotated[int, typer.Option(help="seeds the split and the model")] = 0,
+) -> None:
+    """Quality gate -> train -> log to MLflow -> register as challenger -> promote if better."""
+    from anomalake.loaders.nslkdd import FILES
+    from expectations.runner import QualityGateFailed
+    from ml.hosts_pipeline import retrain_nslkdd, retrain_toniot
+
+    if not path.exists():
+        raise AnomalakeError(f"no such file or folder: {path}", "pass the training data's path")
+    if dataset is None:
+        kdd = path.suffix == ".txt" or (path / FILES["train"]).is_file()
+        dataset = "nslkdd" if kdd else "toniot"
+    if dataset not in HOSTS_DATASETS:
+        raise AnomalakeError(f"unknown dataset {dataset!r}", f"use one of {HOSTS_DATASETS}")
+    if dataset == "toniot" and activity not in TONIOT_ACTIVITIES:
+        raise AnomalakeError(f"unknown activity {activity!r}", f"use one of {TONIOT_ACTIVITIES}")
+    settings = get_settings()
+    try:
+        with _mlflow_errors():
+            if dataset == "nslkdd":
+                out = retrain_nslkdd(settings, path, seed=seed)
+            else:
+                out = retrain_toniot(settings, path, activity, seed=seed)
+    except QualityGateFailed as failed:
+        r = failed.result
+        raise AnomalakeError(
+            f"{path}: {len(r.failed_critical)} critical expectation(s) failed: "
+            f"{', '.join(r.failed_critical)}",
+            f"fix the data (nothing was trained); see {r.validation_page or r.data_docs_index}",
+        ) from None
+    d, q = out["decision"], out["quality"]
+    warnings = f", {len(q['warnings'])} warning(s)" if q["warnings"] else ""
+    typer.echo(f"quality gate passed{warnings}: {q['data_docs']}")
+    typer.echo(
+        f"{out['model_name']} v{out['version']} registered as challenger "
+        f"(run {out['training_run_id']})"
+    )
+    outcome = "promoted" if d["promoted"] else "not promoted"
+    typer.echo(
+        f"{outcome}: {d['reason']}; champion is v{d['champion_after']} "
+        f"({d['metric']} on {d['holdout_rows']} holdout rows)"
+    )
+
+
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -355,6 +502,20 @@ def bench_stream(
     from bench.stream_markets import main as run_bench
 
     run_bench(n_symbols=symbols, days=days, rate=rate, seconds=seconds, echo=typer.echo)
+
+
+@bench_app.command("batch")
+@one_line_errors
+def bench_batch(
+    symbols: Annotated[int, typer.Option(help="symbols in the generated exports")] = 25,
+    years: Annotated[
+        list[int] | None, typer.Option("--years", help="sizes to run, in years of 250 days")
+    ] = None,
+) -> None:
+    """The markets batch DAG's tasks over 1 and 4 years: time, peak memory, vs DuckDB."""
+    from bench.batch_markets import main as run_bench
+
+    run_bench(n_symbols=symbols, years=tuple(years or (1, 4)), echo=typer.echo)
 
 
 def main() -> None:
