@@ -99,3 +99,47 @@ def replay_messages(path: Path, speed: float = 0.0) -> Iterator[tuple[str, bytes
 def count_rows(path: Path) -> int:
     """Data rows in the files at ``path`` (for progress bars)."""
     return sum(1 for f in market_files(path) for _ in read_raw_rows(f))
+
+
+def host_messages(path: Path, activity: str, speed: float = 0.0) -> Iterator[tuple[str, bytes]]:
+    """Kafka messages of the ToN-IoT ``activity`` CSVs at ``path``, one host per file.
+
+    The host is the file's stem; values are the row's original text (the stream parses them
+    with the loader's own function), plus the schema version ``v``, ``host`` and ``activity``.
+    Rows are merged across files by ``ts`` (each file's own order kept) and paced by ``speed``.
+    """
+    import csv
+
+    from anomalake.loaders.toniot import toniot_files
+
+    files = [path] if path.is_file() else toniot_files(path, activity)
+
+    def rows(file: Path) -> Iterator[tuple[float, RawRow]]:
+        with open(file, newline="", encoding="utf-8-sig") as fh:
+            for row in csv.DictReader(fh):
+                row = {k.strip(): v for k, v in row.items() if k is not None}
+                row["host"] = file.stem
+                try:
+                    seconds = float(row.get("ts") or "nan")
+                except ValueError:
+                    seconds = math.nan
+                yield (seconds if math.isfinite(seconds) else -math.inf), row
+
+    merged = (row for _, row in heapq.merge(*(rows(f) for f in files), key=lambda p: p[0]))
+    timed = (
+        {**row, "timestamp": datetime.fromtimestamp(float(row["ts"])).isoformat()}
+        if _finite(row.get("ts"))
+        else row
+        for row in merged
+    )
+    for row in paced(timed, speed):
+        row.pop("timestamp", None)
+        value = {"v": SCHEMA_VERSION, "activity": activity, **row}
+        yield str(row["host"]), json.dumps(value, separators=(",", ":")).encode()
+
+
+def _finite(text: str | None) -> bool:
+    try:
+        return text is not None and math.isfinite(float(text))
+    except ValueError:
+        return False

@@ -80,3 +80,23 @@ def replace_days(df: DataFrame, path: str, days: Days, column: str = "trade_date
     )
     written = df.sparkSession.read.format("delta").load(path)
     return int(written.where(days.contains(column)).count())
+
+
+def append_once(
+    df: DataFrame, path: str, app_id: str, batch_id: int, partition: str | None
+) -> None:
+    """Append ``df`` to the Delta table at ``path`` once per (``app_id``, ``batch_id``).
+
+    Delta's idempotent writes (``txnAppId``/``txnVersion``): a micro-batch replayed after a
+    crash finds its version already committed and writes nothing.
+    """
+    writer = (
+        df.coalesce(1)
+        .write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", batch_id)
+    )
+    if partition:
+        writer = writer.partitionBy(partition)
+    writer.save(path)

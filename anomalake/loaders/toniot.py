@@ -104,6 +104,75 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
+def type_rows(raw: pd.DataFrame, activity: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Text rows of ``activity``'s layout -> typed columns, and why each row is invalid.
+
+    The one place ToN-IoT values are parsed: file loads (which stop at the first invalid
+    row) and the streaming job (which quarantines invalid rows) both call it. ``raw`` has
+    the canonical column names; a missing or empty ``label`` is allowed (live events are
+    unlabelled) and gives ``<NA>``.
+
+    Returns:
+        The typed frame (as :func:`load_toniot` describes) and a Series of reasons, None
+        for a valid row: ``missing field X``, ``ts 'x' is not Unix seconds``, ``label 'x'
+        is not 0 or 1``.
+    """
+    problems: list[pd.Series] = []
+    out = pd.DataFrame(index=raw.index)
+    for col in (*KEYS, *LAYOUTS[activity]):
+        if col not in raw.columns:
+            raw = raw.assign(**{col: None})
+        problems.append(raw[col].isna().map({True: f"missing field {col}", False: None}))
+    text_ts = raw["ts"].astype("string").str.strip()
+    ts = pd.to_numeric(text_ts, errors="coerce")
+    problems.append(
+        pd.Series(
+            [
+                None if ok or t is pd.NA else f"ts {t!r} is not Unix seconds"
+                for ok, t in zip(ts.notna(), text_ts, strict=True)
+            ],
+            index=raw.index,
+            dtype=object,
+        )
+    )
+    out["ts"] = pd.to_datetime(ts.astype("float64"), unit="s", utc=True)
+    out["PID"] = pd.to_numeric(raw["PID"], errors="coerce").astype("Int64")
+    for col in LAYOUTS[activity]:
+        if col in TEXT_COLUMNS:
+            out[col] = raw[col].astype("string").str.strip().astype(object)
+        else:
+            out[col] = parse_metric(raw[col].astype("string").fillna(""))
+    label_col = next((c for c in raw.columns if c.lower() in LABEL_ALIASES), None)
+    text_label = (
+        raw[label_col].astype("string").str.strip()
+        if label_col
+        else pd.Series(pd.NA, index=raw.index, dtype="string")
+    )
+    label = pd.to_numeric(text_label, errors="coerce")
+    bad_label = text_label.notna() & (text_label != "") & ~label.isin([0, 1])
+    problems.append(
+        pd.Series(
+            [
+                f"label {t!r} is not 0 or 1" if bad else None
+                for bad, t in zip(bad_label, text_label, strict=True)
+            ],
+            index=raw.index,
+            dtype=object,
+        )
+    )
+    out["label"] = label.where(label.isin([0, 1])).astype("Int8")
+    out["type"] = (
+        raw["type"].astype("string").str.strip().str.lower().astype(object)
+        if "type" in raw.columns
+        else pd.NA
+    )
+    out.attrs["activity"] = activity
+    reasons = pd.concat(problems, axis=1).apply(
+        lambda row: "; ".join(r for r in row if r) or None, axis=1
+    )
+    return out, reasons.reindex(raw.index)
+
+
 def _load_file(path: Path, activity: str | None) -> pd.DataFrame:
     found = detect_activity(_header(path), path.name)
     if activity is not None and found != activity:
@@ -113,31 +182,20 @@ def _load_file(path: Path, activity: str | None) -> pd.DataFrame:
     raw = pd.read_csv(path, dtype=str, encoding="utf-8-sig", keep_default_na=False)
     canonical = {c.lower(): c for c in (*KEYS, *LAYOUTS[found], "label", "type")}
     raw.columns = [canonical.get(c.strip().lower(), c.strip()) for c in raw.columns]
-    label_col = next(c for c in raw.columns if c.lower() in LABEL_ALIASES)
-    out = pd.DataFrame(index=raw.index)
-    ts = pd.to_numeric(raw["ts"], errors="coerce")
-    if ts.isna().any():
-        row = int(ts.isna().to_numpy().nonzero()[0][0])
+    out, reasons = type_rows(raw, found)
+    invalid = reasons.notna().to_numpy().nonzero()[0]
+    if len(invalid):
+        row = int(invalid[0])
         raise AnomalakeError(
-            f"{path.name}: ts {raw['ts'].iloc[row]!r} in data row {row + 1} is not Unix seconds",
-            "the ts column must hold Unix seconds",
+            f"{path.name}: {reasons.iloc[row]} in data row {row + 1}",
+            "the ts column must hold Unix seconds and the label (attack) column 0/1",
         )
-    out["ts"] = pd.to_datetime(ts, unit="s", utc=True)
-    out["PID"] = pd.to_numeric(raw["PID"], errors="coerce").astype("Int64")
-    for col in LAYOUTS[found]:
-        if col in TEXT_COLUMNS:
-            out[col] = raw[col].str.strip()
-        else:
-            out[col] = parse_metric(raw[col])
-    label = pd.to_numeric(raw[label_col].str.strip(), errors="coerce")
-    if not label.isin([0, 1]).all():
-        bad = raw[label_col][~label.isin([0, 1])].iloc[0]
+    if out["label"].isna().any():
         raise AnomalakeError(
-            f"{path.name}: label {bad!r} is not 0 or 1", "the label (attack) column must be 0/1"
+            f"{path.name}: no label in data row {int(out['label'].isna().argmax()) + 1}",
+            "the label (attack) column must be 0/1",
         )
-    out["label"] = label.astype("int8")
-    out["type"] = raw["type"].str.strip().str.lower() if "type" in raw.columns else pd.NA
-    out.attrs["activity"] = found
+    out["label"] = out["label"].astype("int8")
     return out
 
 

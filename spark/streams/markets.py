@@ -38,6 +38,7 @@ from pyspark.sql.types import (
 
 from anomalake.settings import MarketsSettings, Settings
 from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
+from spark.tables import append_once
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -368,19 +369,6 @@ def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
     )
 
 
-def _append(df: DataFrame, path: str, app_id: str, batch_id: int, partition: str | None) -> None:
-    writer = (
-        df.coalesce(1)
-        .write.format("delta")
-        .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", batch_id)
-    )
-    if partition:
-        writer = writer.partitionBy(partition)
-    writer.save(path)
-
-
 def write_outputs(settings: Settings) -> Any:
     """The ``foreachBatch`` sink: alerts (table, then topic), bronze and quarantine tables.
 
@@ -417,7 +405,7 @@ def write_outputs(settings: Settings) -> Any:
             query = m.query_name
             if counts.get("alert"):
                 alerts = alert_rows(batch, batch_id).persist()
-                _append(
+                append_once(
                     alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
                 )
                 lap("alerts_table")
@@ -434,7 +422,7 @@ def write_outputs(settings: Settings) -> Any:
                 alerts.unpersist()
                 lap("alerts_topic")
             if counts.get("alert") or counts.get("bar"):
-                _append(
+                append_once(
                     bronze_rows(batch),
                     settings.table_path(m.bronze_table),
                     f"{query}.bronze",
@@ -443,7 +431,7 @@ def write_outputs(settings: Settings) -> Any:
                 )
                 lap("bronze_table")
             if counts.get("quarantine"):
-                _append(
+                append_once(
                     quarantine_rows(batch),
                     settings.table_path(m.quarantine_table),
                     f"{query}.quarantine",

@@ -184,3 +184,26 @@ def test_the_shared_toniot_samples_load() -> None:
         "linux_memory1.csv": "memory",
         "linux_process_1.csv": "process",
     }
+
+
+def test_type_rows_gives_every_invalid_row_its_reasons() -> None:
+    import pandas as pd
+
+    from anomalake.loaders.toniot import LAYOUTS, type_rows
+
+    good = {"ts": "1554218915", "PID": "3257", "label": "1"}
+    good |= {c: ("firefox" if c == "CMD" else "2.6G") for c in LAYOUTS["memory"]}
+    rows = [
+        good,
+        {**good, "ts": "yesterday"},
+        {**good, "label": "maybe"},
+        {k: v for k, v in good.items() if k != "RSIZE"},
+        {**good, "label": None},
+    ]
+    typed, reasons = type_rows(pd.DataFrame(rows), "memory")
+    assert reasons[0] is None and reasons[4] is None
+    assert reasons[1] == "ts 'yesterday' is not Unix seconds"
+    assert reasons[2] == "label 'maybe' is not 0 or 1"
+    assert reasons[3] == "missing field RSIZE"
+    assert typed["VSIZE"][0] == 2.6 * 1024**3
+    assert typed["label"].tolist()[:1] == [1] and pd.isna(typed["label"][4])
