@@ -127,7 +127,7 @@ def host_messages(path: Path, activity: str, speed: float = 0.0) -> Iterator[tup
 
     merged = (row for _, row in heapq.merge(*(rows(f) for f in files), key=lambda p: p[0]))
     timed = (
-        {**row, "timestamp": datetime.fromtimestamp(float(row["ts"])).isoformat()}
+        {**row, "timestamp": datetime.fromtimestamp(float(row["ts"] or "nan")).isoformat()}
         if _finite(row.get("ts"))
         else row
         for row in merged
