@@ -167,7 +167,12 @@ def replay_markets(
 
         report = produce(settings.kafka, target, replay_messages(path, speed), progress)
         bar.update(report.sent - last)
-    typer.echo(f"sent {report.sent}, delivered {report.delivered}, failed {report.failed}")
+    echo_delivery(target, report)
+
+
+def echo_delivery(topic: str, report: Any) -> None:
+    """Print a producer's delivery report; exit 1 naming each failure if any."""
+    typer.echo(f"{topic}: sent {report.sent}, delivered {report.delivered}, failed {report.failed}")
     if report.failed:
         for err in report.errors:
             typer.echo(f"  {err}", err=True)
@@ -181,8 +186,6 @@ def stream_markets(
     seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
 ) -> None:
     """The markets speed layer: rules A1/A2, quarantine, alerts (runs until SIGINT/SIGTERM)."""
-    import signal
-
     from anomalake.install import install as do_install
     from spark.session import get_spark
     from spark.streams.markets import start as start_stream
@@ -197,6 +200,13 @@ def stream_markets(
         f"{settings.table_path(m.bronze_table)}, {m.quarantine_table}, {m.alerts_table}; "
         f"checkpoint {settings.checkpoint_path(m.query_name)}"
     )
+
+    run_until_stopped(query, seconds)
+
+
+def run_until_stopped(query: Any, seconds: float) -> None:
+    """Wait for ``query`` until SIGINT/SIGTERM or ``seconds``; stop it gracefully."""
+    import signal
 
     stopping: list[int] = []
 
@@ -216,6 +226,48 @@ def stream_markets(
             f"the streaming query failed: {query.exception()}",
             "read the error above, fix, and restart: the checkpoint resumes it",
         )
+
+
+@replay_app.command("hosts")
+@one_line_errors
+def replay_hosts(
+    path: Annotated[
+        Path, typer.Argument(help="a ToN-IoT Linux CSV or a folder (one host per file)")
+    ],
+    activity: Annotated[str, typer.Option(help="process or memory")] = "process",
+    speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
+) -> None:
+    """Produce host activity rows to Kafka keyed by host (the file's name), in time order."""
+    from anomalake.producer import produce
+    from anomalake.replay import host_messages
+
+    settings = get_settings()
+    target = settings.hosts.topic(activity)
+    report = produce(settings.kafka, target, host_messages(path, activity, speed), None)
+    echo_delivery(target, report)
+
+
+@stream_app.command("hosts")
+@one_line_errors
+def stream_hosts(
+    activity: Annotated[str, typer.Option(help="process or memory")] = "process",
+    seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
+) -> None:
+    """The hosts speed layer: score with the registry champion, count attacks per host."""
+    from anomalake.install import install as do_install
+    from spark.session import get_spark
+    from spark.streams.hosts import start as start_stream
+
+    settings = get_settings()
+    do_install(settings)
+    h = settings.hosts
+    query = start_stream(get_spark(settings), settings, activity)
+    typer.echo(
+        f"streaming {h.topic(activity)} with {h.model_name(settings.name_prefix, activity)}"
+        f"@champion -> {h.scored_table(activity)}, {h.counts_table(activity)}, "
+        f"{h.quarantine_table}; checkpoint {settings.checkpoint_path(h.query_name(activity))}"
+    )
+    run_until_stopped(query, seconds)
 
 
 eval_app = typer.Typer(help="Score detectors on labelled data.", no_args_is_help=True)

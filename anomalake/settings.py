@@ -44,7 +44,12 @@ class KafkaSettings(BaseModel):
     sasl_password: str | None = None
     ssl_ca_location: str | None = None
     topics: dict[str, int] = Field(
-        default_factory=lambda: {"markets.bars": 2, "alerts": 1},
+        default_factory=lambda: {
+            "markets.bars": 2,
+            "alerts": 1,
+            "hosts.process": 1,
+            "hosts.memory": 1,
+        },
         description="topic name -> partition count, created by `anomalake up`",
     )
     replication_factor: int = 1
@@ -171,6 +176,81 @@ class MarketsSettings(BaseModel):
     )
 
 
+class HostsSettings(BaseModel):
+    """The hosts use case: training data of the attack classifiers, model names, promotion.
+
+    The data paths default to ``<home>/data/hosts/nsl-kdd`` (a folder holding
+    ``KDDTrain+_20Percent.txt``) and ``<home>/data/hosts/ton-iot`` (ToN-IoT Linux CSVs, or
+    files written by :func:`anomalake.generators.hosts.write_host_files`); point them at real
+    data with ``ANOMALAKE_HOSTS__NSLKDD_PATH=/data/nsl-kdd`` and
+    ``ANOMALAKE_HOSTS__TONIOT_PATH=/data/ton-iot/linux`` (see :attr:`Settings.nslkdd_path`).
+    """
+
+    nslkdd_path: Path | None = Field(
+        default=None, description="NSL-KDD folder; <home>/data/hosts/nsl-kdd when unset"
+    )
+    toniot_path: Path | None = Field(
+        default=None,
+        description="ToN-IoT Linux CSV or folder; <home>/data/hosts/ton-iot when unset",
+    )
+    targets: tuple[str, ...] = Field(
+        default=("nslkdd", "toniot-memory"),
+        description="what the retraining DAG trains: nslkdd and/or toniot-<activity>",
+    )
+    nslkdd_model: str = Field(
+        default="hosts-nslkdd", description="registered model name, after the environment prefix"
+    )
+    toniot_model: str = Field(
+        default="hosts-toniot-{activity}",
+        description="registered model name of a ToN-IoT activity, after the environment prefix",
+    )
+    promotion_metric: str = Field(
+        default="roc_auc", description="a Metrics field compared on the holdout"
+    )
+    promotion_margin: float = Field(
+        default=0.005,
+        description="the challenger must beat the champion by more than this to be promoted",
+    )
+    holdout_fraction: float = Field(
+        default=0.1, description="NSL-KDD rows kept out of training for promotion (by row hash)"
+    )
+    holdout_max_rows: int = Field(
+        default=100_000, description="larger holdouts are sampled down to this many rows"
+    )
+    min_training_rows: int = Field(
+        default=1000, description="fewer rows than this fail the training-data quality gate"
+    )
+    window_minutes: int = Field(
+        default=5, description="event-time window of the per-host attack counts"
+    )
+    model_refresh_seconds: float = Field(
+        default=30.0, description="how often the stream re-checks the champion alias"
+    )
+    trigger_seconds: float = 1.0
+    max_offsets_per_trigger: int | None = None
+    quarantine_table: str = "quarantine_hosts"
+
+    def topic(self, activity: str) -> str:
+        """Kafka topic of one activity's events (``hosts.process``, ``hosts.memory``)."""
+        return f"hosts.{activity}"
+
+    def scored_table(self, activity: str) -> str:
+        """Delta table of the scored events of one activity."""
+        return f"scored_hosts_{activity}"
+
+    def counts_table(self, activity: str) -> str:
+        """Delta table of events and predicted attacks per host and window."""
+        return f"attack_counts_hosts_{activity}"
+
+    def query_name(self, activity: str) -> str:
+        """Name (and checkpoint folder) of one activity's streaming query."""
+        return f"hosts_{activity}_speed_layer"
+
+    def model_name(self, prefix: str, activity: str) -> str:
+        """Registered model the stream scores ``activity`` with (``local-hosts-toniot-process``)."""
+        return prefix + self.toniot_model.format(activity=activity)
+
+
 class SparkSettings(BaseModel):
     """How the SparkSession factory builds a session."""
 
@@ -210,6 +290,7 @@ class Settings(BaseSettings):
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     markets: MarketsSettings = Field(default_factory=MarketsSettings)
+    hosts: HostsSettings = Field(default_factory=HostsSettings)
 
     @model_validator(mode="after")
     def _cluster_needs_addresses(self) -> Settings:
@@ -240,6 +321,16 @@ class Settings(BaseSettings):
     def reports_dir(self) -> Path:
         """Reports people open: Data Docs (``quality/``) and charts (``histograms/``)."""
         return self.home / "reports"
+
+    @property
+    def nslkdd_path(self) -> Path:
+        """NSL-KDD training folder (``ANOMALAKE_HOSTS__NSLKDD_PATH``)."""
+        return self.hosts.nslkdd_path or self.home / "data" / "hosts" / "nsl-kdd"
+
+    @property
+    def toniot_path(self) -> Path:
+        """ToN-IoT Linux CSV or folder (``ANOMALAKE_HOSTS__TONIOT_PATH``)."""
+        return self.hosts.toniot_path or self.home / "data" / "hosts" / "ton-iot"
 
     @property
     def lake(self) -> str:

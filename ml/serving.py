@@ -1,0 +1,143 @@
+"""The registry's current champion, kept fresh while a stream or a replay scores with it.
+
+:class:`ChampionModel` loads ``models:/<name>@champion``, re-checks the alias at most every
+``refresh_seconds`` and switches to a new version without a restart. If the tracking
+server cannot be reached it keeps scoring with the model it has and logs a warning (and
+raises only if it never had one). Every scored row says which model name and version
+scored it. One instance per Python worker process (:func:`champion`), so a streaming
+query's UDF calls reuse the loaded model across micro-batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from anomalake.errors import AnomalakeError
+
+log = logging.getLogger(__name__)
+
+ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered model version in memory."""
+
+    name: str
+    version: str
+    model: Any
+
+
+class ChampionModel:
+    """The champion of one registered model, re-resolved at most every ``refresh_seconds``."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        name: str,
+        refresh_seconds: float = 30.0,
+        alias: str = ALIAS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.name = name
+        self.alias = alias
+        self.refresh_seconds = refresh_seconds
+        self.clock = clock
+        self.current: LoadedModel | None = None
+        self._checked_at: float | None = None
+        # Fail fast when the server is down (MLflow's client retries for minutes by default);
+        # the stream then keeps the model it has. Worker-process environment only.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+    def _resolve_version(self) -> str:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return str(client.get_model_version_by_alias(self.name, self.alias).version)
+
+    def _load(self, version: str) -> Any:
+        import mlflow
+
+        mlflow.set_registry_uri(self.tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+
+    def get(self) -> LoadedModel:
+        """The model to score with now (checking the alias if the refresh period passed)."""
+        now = self.clock()
+        due = self._checked_at is None or now - self._checked_at >= self.refresh_seconds
+        if not due and self.current is not None:
+            return self.current
+        try:
+            version = self._resolve_version()
+            if self.current is None or self.current.version != version:
+                model = self._load(version)
+                previous = self.current.version if self.current else None
+                self.current = LoadedModel(self.name, version, model)
+                log.info("scoring with %s version %s (was %s)", self.name, version, previous)
+            self._checked_at = now
+        except Exception as exc:  # the registry is down or the alias is gone
+            if self.current is None:
+                raise AnomalakeError(
+                    f"cannot load {self.name}@{self.alias} from {self.tracking_uri}: {exc}",
+                    "start the tracking server (`anomalake up`) and promote a model "
+                    "(`anomalake models promote NAME`)",
+                ) from exc
+            log.warning(
+                "model registry unreachable (%s); still scoring with %s version %s",
+                exc,
+                self.name,
+                self.current.version,
+            )
+            self._checked_at = now
+        assert self.current is not None
+        return self.current
+
+    def score(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Score raw input rows with the current champion.
+
+        Returns ``score`` (probability of the positive class), ``prediction`` (at the
+        model's own threshold), ``model_name`` and ``model_version`` per row.
+        """
+        loaded = self.get()
+        if rows.empty:
+            return pd.DataFrame(
+                {
+                    "score": pd.Series(dtype="float64"),
+                    "prediction": pd.Series(dtype="bool"),
+                    "model_name": pd.Series(dtype="object"),
+                    "model_version": pd.Series(dtype="object"),
+                }
+            )
+        proba = loaded.model.predict_proba(rows)[:, 1]
+        threshold = getattr(loaded.model, "threshold", None)
+        prediction = proba >= threshold if threshold is not None else loaded.model.predict(rows)
+        return pd.DataFrame(
+            {
+                "score": proba.astype("float64"),
+                "prediction": pd.Series(prediction).astype(bool).to_numpy(),
+                "model_name": loaded.name,
+                "model_version": loaded.version,
+            },
+            index=rows.index,
+        )
+
+
+_CHAMPIONS: dict[tuple[str, str], ChampionModel] = {}
+
+
+def champion(tracking_uri: str, name: str, refresh_seconds: float = 30.0) -> ChampionModel:
+    """This process's :class:`ChampionModel` for ``name`` (created on first use)."""
+    key = (tracking_uri, name)
+    if key not in _CHAMPIONS:
+        _CHAMPIONS[key] = ChampionModel(tracking_uri, name, refresh_seconds)
+    return _CHAMPIONS[key]

@@ -1,0 +1,135 @@
+"""The hosts speed layer scores with the registry champion and follows it without a restart."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from anomalake.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(check, timeout: float = 180.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"not reached in {timeout} s: {check.__doc__}")
+
+
+def _events(tmp_path: Path, name: str, rows: int, seed: int) -> list[tuple[str, bytes]]:
+    from anomalake.generators.hosts import write_host_files
+    from anomalake.replay import host_messages
+
+    folder = tmp_path / name
+    write_host_files(folder, rows, seed=seed, activities=("process",))
+    (csv_file,) = folder.glob("*.csv")
+    csv_file.rename(folder / f"{name}.csv")
+    return list(host_messages(folder, "process"))
+
+
+def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type: ignore[no-untyped-def]
+    spark, kafka: Settings, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+    from pyspark.sql import functions as F
+
+    from anomalake.generators.hosts import write_host_files
+    from anomalake.producer import produce
+    from anomalake.stack import Mlflow
+    from ml.hosts_pipeline import retrain_toniot
+    from spark.streams.hosts import start
+
+    s = kafka.model_copy(
+        update={
+            "home": tmp_path / "home",
+            "mlflow": kafka.mlflow.model_copy(update={"port": _free_port()}),
+            "hosts": kafka.hosts.model_copy(
+                update={"model_refresh_seconds": 1.0, "trigger_seconds": 0.5}
+            ),
+        }
+    )
+    h = s.hosts
+    server = Mlflow(s)  # its own server: this test stops it mid-run
+    server.up()
+    query = None
+    try:
+        write_host_files(tmp_path / "train", 1500, seed=1, activities=("process",))
+        first = retrain_toniot(s, tmp_path / "train", "process", figures=False)
+        name = first["model_name"]
+        assert first["decision"]["promoted"] is True
+
+        topic = h.topic("process")
+        bad = [
+            ("web-1", b"not json"),
+            ("web-1", json.dumps({"v": 1, "host": "web-1", "ts": "soon"}).encode()),
+        ]
+        produce(s.kafka, topic, [*_events(tmp_path, "web-1", 150, 5), *bad])
+        query = start(spark, s, "process")
+        read = lambda table: spark.read.format("delta").load(s.table_path(table))  # noqa: E731
+
+        def scored_rows() -> int:
+            """all 150 valid events scored"""
+            return read(h.scored_table("process")).count() == 150
+
+        _wait(scored_rows)
+        scored = read(h.scored_table("process"))
+        assert {
+            tuple(r) for r in scored.select("model_name", "model_version").distinct().collect()
+        } == {(name, first["version"])}
+        reasons = sorted(r["reason"] for r in read(h.quarantine_table).collect())
+        assert reasons[0] == "malformed JSON: not an object"
+        assert "ts 'soon' is not Unix seconds" in reasons[1] and len(reasons) == 2
+
+        def counted() -> tuple[int, int] | None:
+            """the window counts merged for all 150 events"""
+            sums = read(h.counts_table("process")).agg(F.sum("events"), F.sum("predicted_attacks"))
+            row = tuple(sums.first())
+            return row if row[0] == 150 else None
+
+        assert _wait(counted) == (150, scored.where("prediction").count())
+
+        # A promotion (the alias moves to a new version): the running query switches.
+        second = retrain_toniot(s, tmp_path / "train", "process", seed=2, figures=False)
+        client = MlflowClient(tracking_uri=s.mlflow.uri, registry_uri=s.mlflow.uri)
+        client.set_registered_model_alias(name, "champion", second["version"])
+        time.sleep(2.5)  # longer than the refresh period
+        produce(s.kafka, topic, _events(tmp_path, "db-1", 60, 6))
+
+        def second_version() -> int:
+            """60 events scored by the new champion"""
+            rows = read(h.scored_table("process")).where(F.col("host") == "db-1")
+            return rows.where(F.col("model_version") == second["version"]).count() == 60
+
+        _wait(second_version)
+
+        # The tracking server goes away: scoring continues with the model in memory.
+        server.down()
+        time.sleep(2.5)
+        produce(s.kafka, topic, _events(tmp_path, "cache-1", 40, 7))
+
+        def kept_scoring() -> int:
+            """40 events scored after the server stopped"""
+            rows = read(h.scored_table("process")).where(F.col("host") == "cache-1")
+            return rows.where(F.col("model_version") == second["version"]).count() == 40
+
+        _wait(kept_scoring)
+        assert query.isActive and query.exception() is None
+        assert read(h.scored_table("process")).count() == 250
+    finally:
+        if query is not None:
+            query.stop()
+        server.down()
