@@ -538,6 +538,37 @@ def train_hosts(
     )
 
 
+backtest_app = typer.Typer(
+    help="Score stored events again with today's champion.", no_args_is_help=True
+)
+app.add_typer(backtest_app, name="backtest")
+
+
+@backtest_app.command("hosts")
+@one_line_errors
+def backtest_hosts(
+    date: Annotated[str, typer.Option("--date", help="first date, YYYY-MM-DD")],
+    end: Annotated[str | None, typer.Option("--end", help="last date (inclusive)")] = None,
+    activity: Annotated[str, typer.Option(help="process or memory")] = "process",
+) -> None:
+    """Re-score stored host events through the stream's code; compare with the stream."""
+    from datetime import date as Date
+
+    from spark.jobs.hosts_backtest import backtest
+    from spark.session import get_spark
+    from spark.tables import Days
+
+    settings = get_settings()
+    days = Days(Date.fromisoformat(date), Date.fromisoformat(end or date))
+    result = backtest(get_spark(settings), settings, activity, days)
+    typer.echo(
+        f"backtest_hosts_{activity} {days}: {result['rows']} events, "
+        f"{result['predicted_attacks']} predicted attacks by version(s) "
+        f"{', '.join(result['model_versions']) or '-'}; "
+        f"{result['changed_vs_stream']} predictions differ from the stream's"
+    )
+
+
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

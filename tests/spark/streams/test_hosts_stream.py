@@ -116,6 +116,18 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
 
         _wait(second_version)
 
+        # A backtest re-scores stored events with today's champion through the same code.
+        from spark.jobs.hosts_backtest import backtest
+        from spark.tables import Days
+
+        stored = read(h.scored_table("process"))
+        dates = [r[0] for r in stored.select(F.to_date("ts")).distinct().collect()]
+        result = backtest(spark, s, "process", Days(min(dates), max(dates)))
+        assert result["rows"] == 210 and result["model_versions"] == [second["version"]]
+        same_model = read("backtest_hosts_process").where(F.col("host") == "db-1")
+        assert same_model.count() == 60
+        assert same_model.where(F.col("prediction") != F.col("stream_prediction")).count() == 0
+
         # The tracking server goes away: scoring continues with the model in memory.
         server.down()
         time.sleep(2.5)
