@@ -311,6 +311,30 @@ def eval_nab(
         typer.echo(f"NAB results files in {results}")
 
 
+@eval_app.command("nslkdd")
+@one_line_errors
+def eval_nslkdd(
+    path: Annotated[Path, typer.Argument(help="the NSL-KDD folder (KDDTrain+_20Percent.txt, ...)")],
+    seed: Annotated[int, typer.Option(help="seeds the validation split and the model")] = 0,
+) -> None:
+    """Train on KDDTrain+_20Percent (threshold from its validation split); report the tests."""
+    from ml.hosts import evaluate_nslkdd
+
+    report = evaluate_nslkdd(path, seed=seed)
+    typer.echo(
+        f"{report['model']} (seed {seed}), threshold {report['threshold']:.3f} chosen on "
+        f"validation rows of the training file; trained in {report['train_seconds']} s"
+    )
+    for name in ("KDDTest+", "KDDTest-21"):
+        r = report[name]
+        typer.echo(
+            f"  {name:<11} accuracy {r['accuracy']:.3f}  ROC-AUC {r['roc_auc']:.3f}  "
+            f"PR-AUC {r['pr_auc']:.3f}  precision {r['precision']:.3f}  recall {r['recall']:.3f}"
+            f"  F1 {r['f1']:.3f}  false alarms {100 * r['false_alarm_rate']:.1f} %  "
+            f"unseen-type recall {r['unseen_type_recall']:.3f}"
+        )
+
+
 @eval_app.command("skab")
 @one_line_errors
 def eval_skab(
