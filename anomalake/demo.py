@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from anomalake import stack
 from anomalake.errors import AnomalakeError
-from anomalake.generators.markets import FaultRates, write_market_files
+from anomalake.generators.markets import FaultRates, trading_days, write_market_files
 from anomalake.install import install
 from anomalake.producer import produce
 from anomalake.replay import replay_messages
@@ -111,6 +111,11 @@ def run_demo(
     echo(f"checkpoint:           {settings.checkpoint_path(m.query_name)}")
     for st in stack.status(settings):
         echo(f"{st.name:8} {'healthy' if st.healthy else 'DOWN':8} {st.url}")
+    first, last = trading_days(start_day, days)[0], trading_days(start_day, days)[-1]
+    echo(
+        f"batch layer for these days: anomalake batch run --date {first} --end {last}"
+        "   (quality gates, silver, gold, K-Means; Data Docs in reports/quality)"
+    )
     echo("keep streaming: anomalake stream markets   |   stop everything: make down")
     return counts
 
