@@ -63,3 +63,17 @@ def test_daily_statistics_and_histograms_per_feature(spark, tmp_path: Path) -> N
     charts = render_histograms(hist, tmp_path)
     assert len(charts) == 3 and all(p.stat().st_size > 1000 for p in charts)
     assert charts[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_empty_day_gives_empty_views(spark) -> None:  # type: ignore[no-untyped-def]
+    from spark.jobs.markets_batch import gaps
+    from spark.jobs.markets_gold import rolling_daily
+
+    empty = _silver(spark).where("false").withColumn("event_time", F.current_timestamp())
+    features = minute_features(empty)
+    daily = daily_summary(features)
+    assert daily.count() == 0
+    assert daily_statistics(features).count() == 0
+    assert daily_histograms(features, bins=4).count() == 0
+    assert gaps(empty).count() == 0
+    assert rolling_daily(daily, 20).count() == 0
