@@ -95,8 +95,8 @@ def fired(scored: DataFrame) -> DataFrame:
     )
 
 
-def reconcile(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
-    """Per day: anomalies in both, only in batch (the stream missed), only in the stream."""
+def _compared(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
+    """Stream alerts and batch anomalies side by side on (symbol, minute)."""
     s = stream_alerts.select(
         "symbol",
         (F.unix_timestamp("event_time") / 60).cast("long").alias("minute"),
@@ -109,11 +109,16 @@ def reconcile(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
         F.col("rules").alias("batch_rules"),
         F.col("event_time").alias("batch_time"),
     )
-    joined = s.join(b, ["symbol", "minute"], "full_outer").withColumn(
+    return s.join(b, ["symbol", "minute"], "full_outer").withColumn(
         "day", F.to_date(F.coalesce("event_time", "batch_time"))
     )
+
+
+def reconcile(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
+    """Per day: anomalies in both, only in batch (the stream missed), only in the stream."""
     return (
-        joined.groupBy("day")
+        _compared(stream_alerts, batch_fired)
+        .groupBy("day")
         .agg(
             F.count(F.when(F.col("stream_rules") == F.col("batch_rules"), 1)).alias("matched"),
             F.count(F.when(F.col("stream_rules").isNull(), 1)).alias("missed_by_stream"),
@@ -121,6 +126,93 @@ def reconcile(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
             F.count(F.when(F.col("stream_rules") != F.col("batch_rules"), 1)).alias("rules_differ"),
         )
         .orderBy("day")
+    )
+
+
+def explain_differences(
+    stream_alerts: DataFrame,
+    batch_fired: DataFrame,
+    quarantine: DataFrame,
+    silver: DataFrame,
+    window_minutes: int,
+) -> DataFrame:
+    """One row per anomaly the stream and the batch disagree on, with the likely reason.
+
+    ``kind`` is ``missed_by_stream``, ``added_by_stream`` or ``rules_differ``. The reason
+    is looked up in what the stream quarantined (``quarantine``: bars it refused as late,
+    duplicate or invalid) and in silver: the bar itself was quarantined; a bar of the same
+    symbol in the ``window_minutes`` before was quarantined (the latest such bar is named;
+    the stream's history differs,
+    so its previous close or mean volume differs); the bar is not in silver; otherwise
+    ``unexplained``.
+    """
+    diffs = (
+        _compared(stream_alerts, batch_fired)
+        .where(
+            F.col("stream_rules").isNull()
+            | F.col("batch_rules").isNull()
+            | (F.col("stream_rules") != F.col("batch_rules"))
+        )
+        .withColumn(
+            "kind",
+            F.when(F.col("stream_rules").isNull(), "missed_by_stream")
+            .when(F.col("batch_rules").isNull(), "added_by_stream")
+            .otherwise("rules_differ"),
+        )
+    )
+    q = quarantine.where(F.col("symbol").isNotNull() & F.col("event_time").isNotNull()).select(
+        F.col("symbol").alias("q_symbol"),
+        (F.unix_timestamp("event_time") / 60).cast("long").alias("q_minute"),
+        F.col("reason").alias("q_reason"),
+    )
+    same_bar = (
+        diffs.join(
+            q,
+            (F.col("symbol") == F.col("q_symbol")) & (F.col("minute") == F.col("q_minute")),
+            "left",
+        )
+        .groupBy(*diffs.columns)
+        .agg(F.min("q_reason").alias("bar_reason"))
+    )
+    in_window = (
+        same_bar.join(
+            q,
+            (F.col("symbol") == F.col("q_symbol"))
+            & (F.col("q_minute") < F.col("minute"))
+            & (F.col("q_minute") >= F.col("minute") - window_minutes),
+            "left",
+        )
+        .groupBy(*same_bar.columns)
+        .agg(F.max_by("q_reason", "q_minute").alias("window_reason"))
+    )
+    in_silver = silver.select("symbol", "minute", F.lit(True).alias("in_silver"))
+    return (
+        in_window.join(in_silver, ["symbol", "minute"], "left")
+        .withColumn(
+            "reason",
+            F.when(
+                F.col("bar_reason").isNotNull(),
+                F.concat(F.lit("the stream quarantined this bar: "), "bar_reason"),
+            )
+            .when(
+                F.col("window_reason").isNotNull(),
+                F.concat(
+                    F.lit("the stream quarantined an earlier bar in the window: "),
+                    "window_reason",
+                ),
+            )
+            .when(F.col("in_silver").isNull(), F.lit("the bar is not in silver"))
+            .otherwise(F.lit("unexplained")),
+        )
+        .select(
+            F.col("day").alias("trade_date"),
+            "symbol",
+            F.coalesce("event_time", "batch_time").alias("event_time"),
+            "kind",
+            "stream_rules",
+            "batch_rules",
+            "reason",
+        )
     )
 
 
@@ -166,7 +258,17 @@ def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days)
     )
     report = reconcile(alerts, recomputed).withColumnRenamed("day", "trade_date")
     replace_days(report, settings.table_path(m.reconciliation_table), days)
-    return {"batch_anomalies": rows}
+    quarantine = read_table_or_empty(
+        spark,
+        settings,
+        m.quarantine_table,
+        "symbol string, event_time timestamp, reason string",
+    ).where(days.widened(1).contains(trade_date()))
+    details = explain_differences(alerts, recomputed, quarantine, silver, m.a2_window_minutes)
+    differences = replace_days(
+        details, settings.table_path(m.reconciliation_table + "_details"), days
+    )
+    return {"batch_anomalies": rows, "differences": differences}
 
 
 def file_records(spark: SparkSession, path: Path) -> DataFrame:

@@ -140,6 +140,7 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     assert read("batch_anomalies_markets").count() == alerts > 0
     rec = read("reconciliation_markets").agg(F.sum("matched"), F.sum("missed_by_stream")).first()
     assert tuple(rec) == (alerts, 0)
+    assert read("reconciliation_markets_details").count() == 0  # nothing to explain
 
     mlflow.set_tracking_uri(mlflow_server)
     runs = mlflow.search_runs(experiment_names=["local-markets-kmeans"])

@@ -78,3 +78,51 @@ def test_reconcile_counts_matches_misses_and_additions(spark) -> None:  # type: 
     )
     (row,) = reconcile(stream, batch).collect()
     assert (row["matched"], row["missed_by_stream"], row["added_by_stream"]) == (1, 1, 1)
+
+
+def test_differences_between_stream_and_batch_come_with_a_reason(spark) -> None:  # type: ignore[no-untyped-def]
+    from spark.jobs.markets_batch import explain_differences
+
+    def at(hhmm: str) -> str:
+        return f"2026-04-06 04:{hhmm}:00"
+
+    stream = spark.createDataFrame(
+        [("A", at("00"), ["A1"]), ("A", at("01"), ["A2"])],
+        "symbol string, event_time string, rules array<string>",
+    ).withColumn("event_time", F.to_timestamp("event_time"))
+    batch = (
+        spark.createDataFrame(
+            [
+                ("A", at("00"), "A1"),
+                ("A", at("02"), "A1"),
+                ("A", at("05"), "A2"),
+                ("A", at("09"), "A1"),
+            ],
+            "symbol string, event_time string, rules string",
+        )
+        .withColumn("event_time", F.to_timestamp("event_time"))
+        .withColumn("minute", (F.unix_timestamp("event_time") / 60).cast("long"))
+    )
+    quarantine = spark.createDataFrame(
+        [
+            ("A", at("02"), "late: minute arrived after the watermark"),
+            ("A", at("03"), "duplicate minute"),
+        ],
+        "symbol string, event_time string, reason string",
+    ).withColumn("event_time", F.to_timestamp("event_time"))
+    silver = batch.select("symbol", "minute")
+    got = {
+        (r["event_time"].strftime("%M"), r["kind"], r["reason"])
+        for r in explain_differences(stream, batch, quarantine, silver, 10).collect()
+    }
+    earlier = "the stream quarantined an earlier bar in the window: duplicate minute"
+    assert got == {
+        ("01", "added_by_stream", "the bar is not in silver"),
+        (
+            "02",
+            "missed_by_stream",
+            "the stream quarantined this bar: late: minute arrived after the watermark",
+        ),
+        ("05", "missed_by_stream", earlier),
+        ("09", "missed_by_stream", earlier),
+    }
