@@ -22,7 +22,7 @@ target in `ANOMALAKE_HOSTS__TARGETS` (default `["nslkdd", "toniot-memory"]`):
    non-negative counts, rates in [0, 1], known protocols, labels 0/1 with both classes).
    A failed **critical** expectation, or missing data, fails the task without retrying and
    nothing is trained; warnings are reported and pass. Data Docs:
-   `<home>/reports/quality/data_docs/local_site/index.html`.
+   `<home>/reports/quality/data_docs/index.html`.
 2. `train_and_register` — trains on the same files (their SHA-256 must not have changed
    since the check), logs the run to MLflow (params, metrics, data identity, figures, the
    holdout rows, the model) and registers it with the alias `challenger`.

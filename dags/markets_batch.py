@@ -19,7 +19,7 @@ For the logical date (a trade date):
    and on the day's profile (row count vs the previous day, freshness). A failed
    **critical** expectation fails the task without retrying and stops everything
    downstream; failed **warnings** are reported and pass. Results: Data Docs under
-   `<home>/reports/quality/data_docs/local_site/index.html`.
+   `<home>/reports/quality/data_docs/index.html`.
 2. `build_silver` — `silver_markets` (one bar per symbol and minute, first arrival wins)
    and `gaps_markets` (missing minutes inside each session).
 3. `check_silver` — the silver suite (adds symbol+minute uniqueness and ordering);
