@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 
 from anomalake.settings import Settings
@@ -91,6 +92,7 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     from spark.jobs.markets_batch import file_records, load_files_to_bronze
     from spark.streams.markets import alert_rows, decode_and_validate, rule_params, score_batch
 
+    started = pd.Timestamp.now(tz="UTC")
     m = settings.markets
     for table in (*DAY_TABLES, m.bronze_table, m.quarantine_table, m.alerts_table):
         shutil.rmtree(settings.table_path(table), ignore_errors=True)
@@ -143,7 +145,13 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     assert read("reconciliation_markets_details").count() == 0  # nothing to explain
 
     mlflow.set_tracking_uri(mlflow_server)
-    runs = mlflow.search_runs(experiment_names=["local-markets-kmeans"])
+
+    def kmeans_runs():  # type: ignore[no-untyped-def]
+        """This test's K-Means runs (other tests share the server and the experiment)."""
+        runs = mlflow.search_runs(experiment_names=["local-markets-kmeans"])
+        return runs[runs["start_time"] >= started]
+
+    runs = kmeans_runs()
     assert len(runs) == 3 and runs["metrics.silhouette"].notna().all()
 
     docs = settings.reports_dir / "quality" / "data_docs"
@@ -166,4 +174,4 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     downstream = set(states) - {"check_bronze"}
     assert downstream and all(states[t] == "upstream_failed" for t in downstream), states
     assert read("silver_markets").where(F.col("trade_date") == DAY3).count() == 0
-    assert len(mlflow.search_runs(experiment_names=["local-markets-kmeans"])) == 3
+    assert len(kmeans_runs()) == 3
