@@ -562,9 +562,6 @@ def train_hosts(
     )
 
 
-MAX_INVALID_SHARE = 0.01  # train markets: more invalid rows than this and no promotion
-
-
 @train_app.command("markets")
 @one_line_errors
 def train_markets(
@@ -572,61 +569,20 @@ def train_markets(
     seed: Annotated[int, typer.Option(help="seeds the model")] = 0,
 ) -> None:
     """IsolationForest on bars (split by day) -> MLflow -> challenger -> promote if better."""
-    import pandas as pd
+    from ml.markets_pipeline import MAX_INVALID_SHARE, retrain_markets
 
-    from anomalake.loaders.markets import load_bars
-    from ml.features.markets import valid_bars
-    from ml.markets_iforest import LABEL_COLUMN, REGISTERED_MODEL, train_iforest
-    from ml.registry import (
-        frame_digest,
-        log_training_run,
-        promote,
-        register_challenger,
-        registered_name,
-    )
-    from spark.streams.markets import rule_params
-
-    labels_file = path / "labels.csv"
-    if not labels_file.is_file():
-        raise AnomalakeError(
-            f"no labels.csv in {path}", "generate data with `anomalake generate markets DIR`"
-        )
-    settings = get_settings()
-    bars = load_bars(path)
-    invalid = float((~valid_bars(bars)).mean())
-    quality_passed = invalid <= MAX_INVALID_SHARE
-    typer.echo(
-        f"data gate: {100 * invalid:.2f} % of rows invalid (limit {100 * MAX_INVALID_SHARE:.0f} %)"
-        f" -> {'passed' if quality_passed else 'FAILED: the model will not be promoted'}"
-    )
-    result = train_iforest(
-        bars, pd.read_csv(labels_file), seed=seed, rule_params=rule_params(settings.markets)
-    )
-    name = registered_name(settings, REGISTERED_MODEL)
     with _mlflow_errors():
-        run_id = log_training_run(
-            result.trained,
-            settings,
-            experiment=REGISTERED_MODEL,
-            data_identity={"bars_sha256": frame_digest(bars), "rows": str(len(bars))},
-            holdout=result.test_frame,
-            quality_passed=quality_passed,
-        )
-        version = register_challenger(settings, run_id, name)
-        decision = promote(
-            settings,
-            name,
-            holdout=result.test_frame,
-            label_column=LABEL_COLUMN,
-            metric=settings.hosts.promotion_metric,
-            margin=settings.hosts.promotion_margin,
-            quality_passed=quality_passed,
-        )
-    t = result.test
+        r = retrain_markets(get_settings(), path, seed=seed)
+    typer.echo(
+        f"data gate: {100 * r.invalid_share:.2f} % of rows invalid "
+        f"(limit {100 * MAX_INVALID_SHARE:.0f} %) -> "
+        f"{'passed' if r.quality_passed else 'FAILED: the model will not be promoted'}"
+    )
+    t = r.test
     typer.echo(
         f"test days: precision {t.precision:.3f} recall {t.recall:.3f} F1 {t.f1:.3f} "
-        f"ROC-AUC {t.roc_auc:.3f}; {name} v{version} "
-        f"{'promoted' if decision.promoted else 'not promoted'}: {decision.reason}"
+        f"ROC-AUC {t.roc_auc:.3f}; {r.model_name} v{r.version} "
+        f"{'promoted' if r.decision.promoted else 'not promoted'}: {r.decision.reason}"
     )
 
 
@@ -654,7 +610,7 @@ def backtest_hosts(
     days = Days(Date.fromisoformat(date), Date.fromisoformat(end or date))
     result = backtest(get_spark(settings), settings, activity, days)
     typer.echo(
-        f"backtest_hosts_{activity} {days}: {result['rows']} events, "
+        f"{settings.hosts.backtest_table(activity)} {days}: {result['rows']} events, "
         f"{result['predicted_attacks']} predicted attacks by version(s) "
         f"{', '.join(result['model_versions']) or '-'}; "
         f"{result['changed_vs_stream']} predictions differ from the stream's"

@@ -154,6 +154,10 @@ class MarketsSettings(BaseModel):
     gaps_table: str = "gaps_markets"
     batch_anomalies_table: str = "batch_anomalies_markets"
     reconciliation_table: str = "reconciliation_markets"
+    reconciliation_details_table: str = Field(
+        default="reconciliation_markets_details",
+        description="each anomaly the stream and the batch disagree on, with the reason",
+    )
     gold_daily_table: str = "gold_markets_daily"
     gold_stats_table: str = "gold_markets_stats"
     gold_histograms_table: str = "gold_markets_histograms"
@@ -237,6 +241,10 @@ class HostsSettings(BaseModel):
     def scored_table(self, activity: str) -> str:
         """Delta table of the scored events of one activity."""
         return f"scored_hosts_{activity}"
+
+    def backtest_table(self, activity: str) -> str:
+        """Delta table of stored events re-scored by a backtest."""
+        return f"backtest_hosts_{activity}"
 
     def counts_table(self, activity: str) -> str:
         """Delta table of events and predicted attacks per host and window."""

@@ -60,10 +60,10 @@ def backtest(spark: SparkSession, settings: Settings, activity: str, days: Days)
         )
         .withColumn("event_date", F.to_date("ts"))
     )
-    path = settings.table_path(f"backtest_hosts_{activity}")
+    path = settings.table_path(h.backtest_table(activity))
     rows = replace_days(rescored, path, days, column="event_date")
     summary = (
-        read_table(spark, settings, f"backtest_hosts_{activity}")
+        read_table(spark, settings, h.backtest_table(activity))
         .where(days.contains("event_date"))
         .agg(
             F.count(F.when(F.col("prediction"), 1)).alias("predicted_attacks"),

@@ -265,9 +265,7 @@ def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days)
         "symbol string, event_time timestamp, reason string",
     ).where(days.widened(1).contains(trade_date()))
     details = explain_differences(alerts, recomputed, quarantine, silver, m.a2_window_minutes)
-    differences = replace_days(
-        details, settings.table_path(m.reconciliation_table + "_details"), days
-    )
+    differences = replace_days(details, settings.table_path(m.reconciliation_details_table), days)
     return {"batch_anomalies": rows, "differences": differences}
 
 

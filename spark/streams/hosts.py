@@ -95,11 +95,20 @@ def score_events(
         )
         raw = raw.map(lambda x: None if x is None else str(x))
         typed, reasons = type_rows(raw, activity)
-        not_object = pd.Series([v is None for v in values], index=batch.index)
-        reasons = reasons.where(~not_object, "malformed JSON: not an object")
-        no_host = raw["host"].isna() & ~not_object
-        reasons = reasons.where(
-            ~no_host, reasons.fillna("").radd("missing field host; ").str.rstrip("; ")
+        reasons = pd.Series(
+            [
+                "malformed JSON: not an object"
+                if value is None
+                else "; ".join(r for r in (host_missing, reason) if r) or None
+                for value, host_missing, reason in zip(
+                    values,
+                    raw["host"].isna().map({True: "missing field host", False: None}),
+                    reasons,
+                    strict=True,
+                )
+            ],
+            index=batch.index,
+            dtype=object,
         )
         out = typed.assign(
             host=raw["host"],
