@@ -49,6 +49,7 @@ class KafkaSettings(BaseModel):
             "alerts": 1,
             "hosts.process": 1,
             "hosts.memory": 1,
+            "infra.sensors": 2,
         },
         description="topic name -> partition count, created by `anomalake up`",
     )
@@ -259,6 +260,78 @@ class HostsSettings(BaseModel):
         return prefix + self.toniot_model.format(activity=activity)
 
 
+SKAB_SENSORS = (
+    "Accelerometer1RMS",
+    "Accelerometer2RMS",
+    "Current",
+    "Pressure",
+    "Temperature",
+    "Thermocouple",
+    "Voltage",
+    "Volume Flow RateRMS",
+)
+
+
+class InfraSettings(BaseModel):
+    """The infrastructure use case: multivariate sensor readings per asset, detectors, tables.
+
+    Readings are ``{"v": 1, "asset", "timestamp", "<sensor>": value, ...}`` on the
+    ``infra.sensors`` topic, keyed by asset. The detectors and YAML rules each asset runs
+    are declared in :attr:`detectors_config` (the shipped default is
+    ``spark/detectors/configs/infra.yaml``).
+    """
+
+    topic: str = "infra.sensors"
+    sensors: tuple[str, ...] = Field(
+        default=SKAB_SENSORS, description="sensor fields of a reading (SKAB's eight by default)"
+    )
+    detectors_config: Path | None = Field(
+        default=None, description="YAML of detectors, rules and combination; shipped when unset"
+    )
+    max_payload_bytes: int = 4096
+    trigger_seconds: float = 1.0
+    max_offsets_per_trigger: int | None = None
+    bronze_table: str = "bronze_infra"
+    quarantine_table: str = "quarantine_infra"
+    scores_table: str = Field(
+        default="scores_infra", description="every reading with each detector's score"
+    )
+    alerts_table: str = Field(
+        default="alerts_infra", description="alert lifecycle rows (one open per asset and rule)"
+    )
+    backfill_table: str = Field(
+        default="backfill_scores_infra", description="scores recomputed by a batch backfill"
+    )
+    query_name: str = "infra_speed_layer"
+
+
+class AlertsSettings(BaseModel):
+    """Alert lifecycle and delivery to people, shared by every use case.
+
+    A channel is on when it is configured: the webhook when ``webhook_url`` is set, e-mail
+    when ``smtp_host`` and ``email_to`` are. The alerts Kafka topic always receives them.
+    """
+
+    suppress_seconds: float = Field(
+        default=300.0,
+        description="detections this soon after an alert was resolved fold into it",
+    )
+    severity_cuts: tuple[float, float, float] = Field(
+        default=(0.9, 0.99, 0.999), description="score cut-offs of medium, high and critical"
+    )
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = 5.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    email_from: str = "anomalake@localhost"
+    email_to: tuple[str, ...] = ()
+    retry_base_seconds: float = Field(default=1.0, description="first back-off of a failed send")
+    retry_max_seconds: float = Field(default=300.0, description="longest back-off")
+    deliver_every_seconds: float = Field(
+        default=2.0, description="how often the stream's delivery thread drains the outbox"
+    )
+
+
 class SparkSettings(BaseModel):
     """How the SparkSession factory builds a session."""
 
@@ -299,6 +372,8 @@ class Settings(BaseSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     markets: MarketsSettings = Field(default_factory=MarketsSettings)
     hosts: HostsSettings = Field(default_factory=HostsSettings)
+    infra: InfraSettings = Field(default_factory=InfraSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     @model_validator(mode="after")
     def _cluster_needs_addresses(self) -> Settings:
@@ -329,6 +404,18 @@ class Settings(BaseSettings):
     def reports_dir(self) -> Path:
         """Reports people open: Data Docs (``quality/``) and charts (``histograms/``)."""
         return self.home / "reports"
+
+    @property
+    def alerts_outbox(self) -> Path:
+        """The durable SQLite queue of notifications not yet accepted by their channel."""
+        return self.home / "run" / "alerts-outbox.sqlite"
+
+    @property
+    def infra_detectors_config(self) -> Path:
+        """The YAML of the infra detectors (``ANOMALAKE_INFRA__DETECTORS_CONFIG``)."""
+        return self.infra.detectors_config or (
+            PROJECT_ROOT / "spark" / "detectors" / "configs" / "infra.yaml"
+        )
 
     @property
     def nslkdd_path(self) -> Path:
