@@ -31,12 +31,14 @@ def _event_seconds(text: str | None) -> float | None:
         return None
 
 
-def interleave(files: list[Path]) -> Iterator[RawRow]:
-    """Rows of all files merged by each file's running maximum event time."""
+def interleave(
+    files: list[Path], read_rows: Callable[[Path], Iterator[RawRow]] = read_raw_rows
+) -> Iterator[RawRow]:
+    """Rows of all files (read by ``read_rows``) merged by each file's running max event time."""
 
     def keyed(index: int, path: Path) -> Iterator[tuple[float, int, int, RawRow]]:
         running = -math.inf
-        for seq, row in enumerate(read_raw_rows(path)):
+        for seq, row in enumerate(read_rows(path)):
             seconds = _event_seconds(row.get("timestamp"))
             if seconds is not None:
                 running = max(running, seconds)
@@ -143,3 +145,31 @@ def _finite(text: str | None) -> bool:
         return text is not None and math.isfinite(float(text))
     except ValueError:
         return False
+
+
+def infra_messages(
+    path: Path, origin: str = "replay", speed: float = 0.0
+) -> Iterator[tuple[str, bytes]]:
+    """Kafka messages of the SKAB-format files at ``path``, one asset per file, keyed by asset.
+
+    Values carry the schema version, the asset (the file's path under ``path``), the row's
+    time, each sensor as a JSON number when it parses (its text otherwise) and ``origin``:
+    ``replay`` for history (its anomalies are never sent to people) or ``live``.
+    """
+    from anomalake.loaders.skab import asset_from_path, skab_files
+    from anomalake.loaders.skab import read_raw_rows as read_skab_rows
+
+    root = path if path.is_dir() else path.parent
+    files = skab_files(path)
+
+    def rows(file: Path) -> Iterator[RawRow]:
+        asset = asset_from_path(file, root)
+        for row in read_skab_rows(file):
+            yield {"asset": asset, **row}
+
+    for row in paced(interleave(files, rows), speed):
+        value: dict[str, object] = {"v": SCHEMA_VERSION, "asset": row["asset"], "origin": origin}
+        for name, text in row.items():
+            if name != "asset" and text is not None:
+                value[name] = text if name == "timestamp" else _json_value(text)
+        yield str(row["asset"]), json.dumps(value, separators=(",", ":")).encode()

@@ -67,3 +67,138 @@ class HotellingT2:
             mean=None if state["mean"] is None else np.asarray(state["mean"]),
             m2=None if state["m2"] is None else np.asarray(state["m2"]),
         )
+
+
+@dataclass
+class EwmaT2:
+    """T² of each vector against exponentially weighted mean and covariance (adapts to drift).
+
+    Each vector is scored against the estimates *before* it is learnt, as
+    ``chi2.cdf(T², p)``; ``alpha`` is the weight of the newest vector (half-life
+    ``ln 2 / -ln(1 - alpha)`` vectors). For streams that run for days, where a covariance
+    fitted once (:class:`HotellingT2`) goes stale. Warm-up: ``warmup`` vectors (score 0).
+    Memory: a mean vector and a p x p matrix.
+    """
+
+    alpha: float = 0.005
+    warmup: int = 300
+    ridge: float = 1e-6
+    n: int = 0
+    mean: np.ndarray | None = None
+    cov: np.ndarray | None = None
+
+    def update(self, x: np.ndarray | list[float]) -> float:
+        """Score one vector, then learn it."""
+        v = np.asarray(x, dtype=float)
+        if self.mean is None or self.cov is None:
+            self.mean, self.cov, self.n = v.copy(), np.zeros((v.size, v.size)), 1
+            return 0.0
+        d = v - self.mean
+        score = 0.0
+        if self.n >= self.warmup:
+            scale = float(np.mean(np.diag(self.cov))) or 1.0
+            inverse = np.linalg.pinv(self.cov + self.ridge * scale * np.eye(v.size))
+            score = float(chi2.cdf(float(d @ inverse @ d), df=v.size))
+        # before warm-up ends the weights are 1/n (a plain mean), then alpha
+        a = max(self.alpha, 1.0 / (self.n + 1))
+        self.mean = self.mean + a * d
+        self.cov = (1 - a) * (self.cov + a * np.outer(d, d))
+        self.n += 1
+        return score
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "alpha": self.alpha,
+            "warmup": self.warmup,
+            "ridge": self.ridge,
+            "n": self.n,
+            "mean": None if self.mean is None else self.mean.tolist(),
+            "cov": None if self.cov is None else self.cov.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EwmaT2:
+        """Rebuild from :meth:`state`."""
+        return cls(
+            alpha=state["alpha"],
+            warmup=state["warmup"],
+            ridge=state["ridge"],
+            n=state["n"],
+            mean=None if state["mean"] is None else np.asarray(state["mean"]),
+            cov=None if state["cov"] is None else np.asarray(state["cov"]),
+        )
+
+
+@dataclass
+class MewmaT2:
+    """Multivariate EWMA chart: Hotelling's T² of a smoothed vector (Lowry et al., 1992).
+
+    Like :class:`HotellingT2` it learns the mean and covariance of the first ``warmup``
+    vectors (the normal regime) and scores 0 meanwhile. Afterwards it smooths each vector,
+    ``z = lam * x + (1 - lam) * z`` (starting from the learned mean), and scores
+    ``chi2.cdf(T², p)`` with T² of ``z`` against the covariance of a smoothed normal
+    vector, ``lam / (2 - lam) * cov``. Smoothing averages out sensor noise, so small
+    sustained shifts stand out and single noisy rows do not; ``lam = 1`` is plain T².
+    Memory: two vectors and a p x p matrix.
+    """
+
+    warmup: int = 400
+    lam: float = 0.2
+    ridge: float = 1e-6
+    n: int = 0
+    mean: np.ndarray | None = None
+    m2: np.ndarray | None = None
+    z: np.ndarray | None = None
+    inverse: np.ndarray | None = field(default=None, repr=False)
+
+    def update(self, x: np.ndarray | list[float]) -> float:
+        """Score one vector (0 during warm-up)."""
+        v = np.asarray(x, dtype=float)
+        if self.n < self.warmup:
+            if self.mean is None or self.m2 is None:
+                self.mean, self.m2 = np.zeros_like(v), np.zeros((v.size, v.size))
+            self.n += 1
+            delta = v - self.mean
+            self.mean = self.mean + delta / self.n
+            self.m2 = self.m2 + np.outer(delta, v - self.mean)
+            return 0.0
+        assert self.mean is not None and self.m2 is not None
+        if self.inverse is None:
+            cov = self.m2 / max(self.n - 1, 1)
+            scale = np.mean(np.diag(cov)) or 1.0
+            cov = cov + self.ridge * scale * np.eye(cov.shape[0])
+            self.inverse = np.linalg.pinv(cov * self.lam / (2.0 - self.lam))
+        z = self.mean if self.z is None else self.z
+        self.z = self.lam * v + (1.0 - self.lam) * z
+        d = self.z - self.mean
+        return float(chi2.cdf(float(d @ self.inverse @ d), df=v.size))
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "warmup": self.warmup,
+            "lam": self.lam,
+            "ridge": self.ridge,
+            "n": self.n,
+            "mean": None if self.mean is None else self.mean.tolist(),
+            "m2": None if self.m2 is None else self.m2.tolist(),
+            "z": None if self.z is None else self.z.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MewmaT2:
+        """Rebuild from :meth:`state`."""
+
+        def array(key: str) -> np.ndarray | None:
+            return None if state[key] is None else np.asarray(state[key], dtype=float)
+
+        return cls(
+            warmup=state["warmup"],
+            lam=state["lam"],
+            ridge=state["ridge"],
+            n=state["n"],
+            mean=array("mean"),
+            m2=array("m2"),
+            z=array("z"),
+        )

@@ -58,17 +58,24 @@ class RollingZScore:
 
     def state(self) -> dict[str, Any]:
         """JSON-able state."""
-        return {"window": self.window, "warmup": self.warmup, "values": list(self.values)}
+        return {
+            "window": self.window,
+            "warmup": self.warmup,
+            "values": list(self.values),
+            "total": self.total,
+            "total_sq": self.total_sq,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RollingZScore:
-        """Rebuild from :meth:`state` (sums recomputed, so no drift is carried over)."""
-        det = cls(window=state["window"], warmup=state["warmup"])
-        for v in state["values"]:
-            det.values.append(v)
-            det.total += v
-            det.total_sq += v * v
-        return det
+        """Rebuild from :meth:`state`, running sums included (bit-identical scores)."""
+        return cls(
+            window=state["window"],
+            warmup=state["warmup"],
+            values=deque(state["values"]),
+            total=state["total"],
+            total_sq=state["total_sq"],
+        )
 
 
 @dataclass
@@ -242,3 +249,63 @@ def combine(scores: list[float], weights: list[float] | None = None, how: str = 
         return max(scores)
     w = weights or [1.0] * len(scores)
     return sum(s * x for s, x in zip(scores, w, strict=True)) / sum(w)
+
+
+@dataclass
+class PeakFilter:
+    """Passes a score only when it beats every score of the previous ``window`` rows.
+
+    Feed it another detector's scores. A sustained excursion then yields one high score at
+    its onset (and one at each escalation) instead of a run of them, so a threshold raises
+    one alarm per incident, not one per row. Anything else scores 0. Memory: ``window``
+    floats.
+    """
+
+    window: int = 100
+    recent: deque[float] = field(default_factory=deque)
+
+    def update(self, score: float) -> float:
+        """``score`` if it is a new maximum of the last ``window`` rows, else 0."""
+        out = score if not self.recent or score > max(self.recent) else 0.0
+        self.recent.append(score)
+        if len(self.recent) > self.window:
+            self.recent.popleft()
+        return out
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"window": self.window, "recent": list(self.recent)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PeakFilter:
+        """Rebuild from :meth:`state`."""
+        return cls(window=state["window"], recent=deque(state["recent"]))
+
+
+@dataclass
+class HoldFilter:
+    """The maximum of the last ``window`` scores: an alarm is held for ``window`` rows.
+
+    Feed it another detector's scores. It bridges short gaps inside a long anomaly (one
+    alarm instead of several) at the cost of ending each alarm ``window - 1`` rows late.
+    Memory: ``window`` floats.
+    """
+
+    window: int = 30
+    recent: deque[float] = field(default_factory=deque)
+
+    def update(self, score: float) -> float:
+        """The highest of ``score`` and the previous ``window - 1`` scores."""
+        self.recent.append(score)
+        if len(self.recent) > self.window:
+            self.recent.popleft()
+        return max(self.recent)
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"window": self.window, "recent": list(self.recent)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> HoldFilter:
+        """Rebuild from :meth:`state`."""
+        return cls(window=state["window"], recent=deque(state["recent"]))

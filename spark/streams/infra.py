@@ -1,0 +1,539 @@
+"""The infrastructure speed layer: sensor readings from Kafka, the detector set per asset.
+
+One streaming query, one checkpoint. Records are grouped by their Kafka key (the asset)
+and handed, in offset order, to one pandas function in Spark's state store
+(``applyInPandasWithState``) that
+
+1. parses and validates each record (:func:`parse_reading`): oversized, not a JSON object,
+   unsupported schema version, missing asset or a key that differs from it, unparsable time,
+   a missing, non-numeric or non-finite sensor — each a ``reason``, never a silent drop;
+2. rejects a reading whose time is not after the asset's last reading (a repeat or an
+   out-of-order reading: time-based detectors need time to move forward);
+3. scores the rest with the asset's :class:`~spark.detectors.detector_set.DetectorSet`,
+   whose state is kept between micro-batches (:func:`score_readings`).
+
+The ``foreachBatch`` sink appends readings with their scores to ``bronze_infra`` and the
+rest to ``quarantine_infra`` (idempotent on the batch id), and records anomalies and fired
+rules as detections in the alert lifecycle (:mod:`spark.alerts`): one open alert per asset
+and rule, published to the alerts topic and queued for people unless the readings came
+from a replay. A backfill (:func:`backfill_scores`) and an offline replay
+(:func:`score_messages`) run the same :func:`score_readings`, so they give the same scores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupStateTimeout
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from anomalake.settings import Settings
+from spark.detectors.detector_set import DetectorSet, DetectorSetConfig, rule_score
+from spark.tables import append_once
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+    from pyspark.sql.streaming.state import GroupState
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+ORIGINS = ("live", "replay")
+#: The alert rule name of a reading whose combined score crossed the threshold.
+SCORE_RULE = "anomaly_score"
+KAFKA_FIELDS = [
+    StructField("key", StringType()),
+    StructField("topic", StringType()),
+    StructField("partition", IntegerType()),
+    StructField("offset", LongType()),
+    StructField("kafka_timestamp", TimestampType()),
+]
+SCORED = StructType(
+    [
+        StructField("asset", StringType()),
+        StructField("event_time", TimestampType()),
+        StructField("values", ArrayType(DoubleType())),
+        StructField("origin", StringType()),
+        StructField("score", DoubleType()),
+        StructField("scores", MapType(StringType(), DoubleType())),
+        StructField("anomaly", BooleanType()),
+        StructField("rules", ArrayType(StringType())),
+        StructField("reason", StringType()),
+        StructField("raw_value", StringType()),
+        *KAFKA_FIELDS,
+    ]
+)
+STATE = StructType([StructField("state", StringType())])
+
+
+@dataclass
+class Reading:
+    """A valid reading: the asset, event time (epoch seconds), sensor values and origin."""
+
+    asset: str
+    t: float
+    values: list[float]
+    origin: str
+
+
+def parse_reading(
+    raw: str | None, key: str | None, sensors: tuple[str, ...], max_payload_bytes: int
+) -> tuple[Reading | None, str | None]:
+    """A Kafka value as a :class:`Reading`, or ``None`` and every reason it is not one."""
+    if raw is None:
+        return None, "empty value"
+    size = len(raw.encode())
+    if size > max_payload_bytes:
+        return None, f"oversized payload: {size} bytes > {max_payload_bytes}"
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None, "malformed JSON"
+    if not isinstance(doc, dict):
+        return None, "malformed JSON: not an object"
+    problems = []
+    if doc.get("v") != SCHEMA_VERSION:
+        problems.append(f"unsupported schema version: {doc.get('v', 'none')}")
+    asset = doc.get("asset")
+    if not isinstance(asset, str) or not asset:
+        problems.append("missing field asset")
+    elif key is not None and asset != key:
+        problems.append(f"asset {asset!r} differs from the record key {key!r}")
+    t = _seconds(doc.get("timestamp"))
+    if doc.get("timestamp") is None:
+        problems.append("missing field timestamp")
+    elif t is None:
+        problems.append(f"unparsable timestamp: {str(doc.get('timestamp'))[:40]!r}")
+    origin = doc.get("origin", "live")
+    if origin not in ORIGINS:
+        problems.append(f"unknown origin: {str(origin)[:20]!r}")
+    values = []
+    for name in sensors:
+        value = doc.get(name)
+        if value is None:
+            problems.append(f"missing field {name}")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"bad type for {name}: {str(value)[:40]!r}")
+        elif not math.isfinite(value):
+            problems.append(f"non-finite {name}")
+        else:
+            values.append(float(value))
+    if problems:
+        return None, "; ".join(problems)
+    assert isinstance(asset, str) and t is not None
+    return Reading(asset, t, values, str(origin)), None
+
+
+def _seconds(text: Any) -> float | None:
+    """Epoch seconds of an ISO-8601 time (a time without an offset is UTC)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+
+
+@dataclass
+class AssetState:
+    """What the state store keeps per asset: the last reading's time and the detectors."""
+
+    detectors: DetectorSet
+    last_t: float | None = None
+    readings: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Serialise for the state store (floats round-trip exactly)."""
+        return json.dumps(
+            {"d": self.detectors.state(), "t": self.last_t, "n": self.readings},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, config: DetectorSetConfig, text: str) -> AssetState:
+        """Restore from :meth:`to_json`."""
+        doc = json.loads(text)
+        return cls(DetectorSet.from_state(config, doc["d"]), doc["t"], doc["n"])
+
+    @classmethod
+    def fresh(cls, config: DetectorSetConfig) -> AssetState:
+        """The state of an asset never seen."""
+        return cls(DetectorSet(config))
+
+
+def score_readings(
+    state: AssetState, readings: Iterable[Reading], sensors: tuple[str, ...]
+) -> Iterator[tuple[Reading, dict[str, Any]]]:
+    """The asset's readings, in arrival order, through its detectors: the shared step.
+
+    Yields each reading with either its scores (``score``, ``scores``, ``anomaly``,
+    ``rules``) or a ``reason`` when its time does not move forward.
+    """
+    for r in readings:
+        if state.last_t is not None and r.t <= state.last_t:
+            kind = "repeated time" if r.t == state.last_t else "out of order"
+            yield r, {"reason": f"{kind}: not after the asset's last reading"}
+            continue
+        detection = state.detectors.update(dict(zip(sensors, r.values, strict=True)), r.t)
+        state.last_t = r.t
+        state.readings += 1
+        yield (
+            r,
+            {
+                "score": detection.score,
+                "scores": detection.scores,
+                "anomaly": detection.anomaly,
+                "rules": list(detection.rules),
+                "reason": None,
+            },
+        )
+
+
+def _row(
+    record: Mapping[str, Any], reading: Reading | None, scored: Mapping[str, Any]
+) -> dict[str, Any]:
+    base = {
+        "asset": reading.asset if reading else None,
+        "event_time": pd.Timestamp(reading.t, unit="s") if reading else None,
+        "values": reading.values if reading else None,
+        "origin": reading.origin if reading else None,
+        "score": None,
+        "scores": None,
+        "anomaly": None,
+        "rules": None,
+        **scored,
+        **{f.name: record.get(f.name) for f in KAFKA_FIELDS},
+    }
+    base["raw_value"] = record.get("raw_value") if base.get("reason") else None
+    return base
+
+
+def score_records(
+    state: AssetState | None,
+    records: pd.DataFrame,
+    sensors: tuple[str, ...],
+    max_payload_bytes: int,
+) -> pd.DataFrame:
+    """One key's Kafka records (``raw_value``, key, topic, partition, offset, ...) scored.
+
+    Parsing and :func:`score_readings` in offset order; with ``state`` None (no key) every
+    record is validated but none can be scored, so valid ones are quarantined for that.
+    """
+    rows = []
+    ordered = records.sort_values(["partition", "offset"], kind="stable")
+    for record in ordered.to_dict("records"):
+        reading, reason = parse_reading(
+            record["raw_value"], record.get("key"), sensors, max_payload_bytes
+        )
+        if reading is None or state is None:
+            reason = reason or "no record key: readings are keyed by asset"
+            rows.append(_row(record, None, {"reason": reason}))
+            continue
+        for r, scored in score_readings(state, [reading], sensors):
+            rows.append(_row(record, r, scored))
+    return pd.DataFrame.from_records(rows, columns=SCORED.fieldNames())
+
+
+def make_state_function(
+    config: DetectorSetConfig, sensors: tuple[str, ...], max_payload_bytes: int
+) -> Any:
+    """The per-asset function ``applyInPandasWithState`` calls."""
+
+    def step(
+        key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState
+    ) -> Iterator[pd.DataFrame]:
+        records = pd.concat(list(batches), ignore_index=True)
+        asset = key[0]
+        current = None
+        if asset is not None:
+            current = (
+                AssetState.from_json(config, state.get[0])
+                if state.exists
+                else AssetState.fresh(config)
+            )
+        out = score_records(current, records, sensors, max_payload_bytes)
+        if current is not None:
+            state.update((current.to_json(),))
+        yield out
+
+    return step
+
+
+def kafka_records(raw: DataFrame) -> DataFrame:
+    """Kafka rows as the text columns the state function reads."""
+    return raw.select(
+        F.col("value").cast("string").alias("raw_value"),
+        F.col("key").cast("string").alias("key"),
+        "topic",
+        "partition",
+        "offset",
+        F.col("timestamp").alias("kafka_timestamp"),
+    )
+
+
+def score_stream(records: DataFrame, settings: Settings, config: DetectorSetConfig) -> DataFrame:
+    """Every record once: scored by its asset's detectors in the state store, or with a reason."""
+    i = settings.infra
+    return records.groupBy("key").applyInPandasWithState(
+        make_state_function(config, i.sensors, i.max_payload_bytes),
+        outputStructType=SCORED,
+        stateStructType=STATE,
+        outputMode="append",
+        timeoutConf=GroupStateTimeout.NoTimeout,
+    )
+
+
+def score_messages(
+    messages: Iterable[tuple[str, bytes]], settings: Settings, config: DetectorSetConfig
+) -> pd.DataFrame:
+    """Offline replay: the producer's messages scored without Kafka or Spark, same step."""
+    frame = pd.DataFrame(
+        [
+            {"key": k, "raw_value": v.decode(), "topic": "", "partition": 0, "offset": n}
+            for n, (k, v) in enumerate(messages)
+        ]
+    )
+    states: dict[str, AssetState] = {}
+    parts = [
+        score_records(
+            states.setdefault(key, AssetState.fresh(config)),
+            group,
+            settings.infra.sensors,
+            settings.infra.max_payload_bytes,
+        )
+        for key, group in frame.groupby("key", sort=True)
+    ]
+    return (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORED.fieldNames())
+    )
+
+
+def bronze_rows(scored: DataFrame) -> DataFrame:
+    """Accepted readings with their scores and event date."""
+    return (
+        scored.where(F.col("reason").isNull())
+        .drop("reason", "raw_value")
+        .withColumns({"event_date": F.to_date("event_time"), "ingested_at": F.current_timestamp()})
+    )
+
+
+def quarantine_rows(scored: DataFrame) -> DataFrame:
+    """Records that are not accepted readings, with the raw value and the reason."""
+    return scored.where(F.col("reason").isNotNull()).select(
+        "raw_value",
+        "reason",
+        "asset",
+        "event_time",
+        *(f.name for f in KAFKA_FIELDS),
+        F.current_timestamp().alias("quarantined_at"),
+    )
+
+
+def detections(scored: DataFrame, config: DetectorSetConfig) -> DataFrame:
+    """Alert-lifecycle detections: one per anomalous reading, and one per fired rule.
+
+    Columns ``entity, rule, score, event_time, origin, details`` (JSON: the combined
+    score, each detector's and the sensor values). A fired rule's score comes from its
+    severity (:data:`~spark.detectors.detector_set.RULE_SCORES`).
+    """
+    accepted = scored.where(F.col("reason").isNull())
+    details = F.to_json(F.struct("score", "scores", "values", "topic", "partition", "offset"))
+    anomalies = accepted.where("anomaly").select(
+        F.col("asset").alias("entity"),
+        F.lit(SCORE_RULE).alias("rule"),
+        "score",
+        "event_time",
+        "origin",
+        details.alias("details"),
+    )
+    rule_scores = (
+        F.create_map(*(x for r in config.rules for x in (F.lit(r.name), F.lit(rule_score(r)))))
+        if config.rules
+        else F.create_map().cast("map<string,double>")
+    )
+    fired = accepted.where(F.size("rules") > 0).select(
+        F.col("asset").alias("entity"),
+        F.explode("rules").alias("rule"),
+        "event_time",
+        "origin",
+        details.alias("details"),
+    )
+    fired = fired.select(
+        "entity",
+        "rule",
+        F.coalesce(rule_scores[F.col("rule")], F.lit(1.0)).alias("score"),
+        "event_time",
+        "origin",
+        "details",
+    )
+    return anomalies.unionByName(fired)
+
+
+def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
+    """The ``foreachBatch`` sink: bronze and quarantine appends, then the alert lifecycle."""
+    from spark.alerts import publish_alerts, record_detections
+
+    i = settings.infra
+
+    def sink(batch: DataFrame, batch_id: int) -> None:
+        batch.persist()
+        try:
+            query = i.query_name
+            append_once(
+                bronze_rows(batch),
+                settings.table_path(i.bronze_table),
+                f"{query}.bronze",
+                batch_id,
+                "event_date",
+            )
+            append_once(
+                quarantine_rows(batch),
+                settings.table_path(i.quarantine_table),
+                f"{query}.quarantine",
+                batch_id,
+                None,
+            )
+            changed = record_detections(
+                batch.sparkSession,
+                settings,
+                table=i.alerts_table,
+                use_case="infra",
+                detections=detections(batch, config),
+                batch_id=batch_id,
+                query=query,
+            )
+            if changed:
+                publish_alerts(settings, changed)
+                _queue_for_people(settings, changed)
+            log.info("batch %d: %d alerts changed", batch_id, len(changed))
+        finally:
+            batch.unpersist()
+
+    return sink
+
+
+def _queue_for_people(settings: Settings, changed: list[dict[str, Any]]) -> None:
+    from anomalake.alerts.delivery import Outbox, channels_from_settings, queue_notifications
+
+    channels = channels_from_settings(settings)
+    if channels:
+        queue_notifications(Outbox(settings.alerts_outbox), channels, changed)
+
+
+def ensure_tables(spark: SparkSession, settings: Settings) -> None:
+    """Create the bronze and quarantine tables empty if they do not exist."""
+    from delta.tables import DeltaTable
+
+    i = settings.infra
+    empty = spark.createDataFrame([], SCORED)
+    for table, frame, partition in (
+        (i.bronze_table, bronze_rows(empty), "event_date"),
+        (i.quarantine_table, quarantine_rows(empty), None),
+    ):
+        path = settings.table_path(table)
+        if not DeltaTable.isDeltaTable(spark, path):
+            writer = frame.write.format("delta").mode("append")
+            (writer.partitionBy(partition) if partition else writer).save(path)
+
+
+def load_config(settings: Settings) -> DetectorSetConfig:
+    """The detector set every asset runs, from the configured YAML."""
+    return DetectorSetConfig.from_file(settings.infra_detectors_config, settings.infra.sensors)
+
+
+def start(spark: SparkSession, settings: Settings) -> StreamingQuery:
+    """Start the infra speed layer on the configured topic."""
+    from spark.ingest import kafka_stream
+
+    i = settings.infra
+    config = load_config(settings)
+    ensure_tables(spark, settings)
+    raw = kafka_stream(spark, settings, i.topic, i.max_offsets_per_trigger)
+    return (
+        score_stream(kafka_records(raw), settings, config)
+        .writeStream.queryName(i.query_name)
+        .option("checkpointLocation", settings.checkpoint_path(i.query_name))
+        .trigger(processingTime=f"{int(i.trigger_seconds * 1000)} milliseconds")
+        .foreachBatch(write_outputs(settings, config))
+        .start()
+    )
+
+
+def backfill_scores(bronze: DataFrame, settings: Settings, config: DetectorSetConfig) -> DataFrame:
+    """Re-score stored readings per asset from an empty state with the same step.
+
+    Readings are taken in the order the stream took them (partition, offset); the result
+    has the bronze columns with fresh ``score``, ``scores``, ``anomaly`` and ``rules`` and
+    ``origin = 'backfill'``. Run over the same readings as the stream, it reproduces the
+    stream's scores exactly.
+    """
+    sensors = settings.infra.sensors
+    out_schema = StructType(
+        [
+            StructField("asset", StringType()),
+            StructField("event_time", TimestampType()),
+            StructField("partition", IntegerType()),
+            StructField("offset", LongType()),
+            StructField("score", DoubleType()),
+            StructField("scores", MapType(StringType(), DoubleType())),
+            StructField("anomaly", BooleanType()),
+            StructField("rules", ArrayType(StringType())),
+            StructField("origin", StringType()),
+        ]
+    )
+
+    def per_asset(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.sort_values(["partition", "offset"], kind="stable")
+        state = AssetState.fresh(config)
+        readings = [
+            Reading(a, pd.Timestamp(t).value / 1e9, list(v), "backfill")
+            for a, t, v in zip(frame["asset"], frame["event_time"], frame["values"], strict=True)
+        ]
+        rows = []
+        for (r, scored), p, o in zip(
+            score_readings(state, readings, sensors),
+            frame["partition"],
+            frame["offset"],
+            strict=True,
+        ):
+            rows.append(
+                {
+                    "asset": r.asset,
+                    "event_time": pd.Timestamp(r.t, unit="s"),
+                    "partition": p,
+                    "offset": o,
+                    "score": scored.get("score"),
+                    "scores": scored.get("scores"),
+                    "anomaly": scored.get("anomaly"),
+                    "rules": scored.get("rules"),
+                    "origin": "backfill",
+                }
+            )
+        return pd.DataFrame.from_records(rows, columns=out_schema.fieldNames())
+
+    return (
+        bronze.select("asset", "event_time", "values", "partition", "offset")
+        .groupBy("asset")
+        .applyInPandas(per_asset, schema=out_schema)
+    )
