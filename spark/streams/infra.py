@@ -391,10 +391,22 @@ def detections(scored: DataFrame, config: DetectorSetConfig) -> DataFrame:
 
 
 def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
-    """The ``foreachBatch`` sink: bronze and quarantine appends, then the alert lifecycle."""
+    """The ``foreachBatch`` sink: bronze and quarantine appends, then the alert lifecycle.
+
+    Notifications for people are queued in the durable outbox just before the alerts
+    table commits (so a crash cannot lose them; the outbox ignores a re-queue), and the
+    changed alerts are then published to the alerts topic (at least once, keyed by id).
+    """
+    from anomalake.alerts.delivery import Outbox, channels_from_settings, queue_notifications
     from spark.alerts import publish_alerts, record_detections
 
     i = settings.infra
+    channels = channels_from_settings(settings)
+    outbox = Outbox.from_settings(settings) if channels else None
+
+    def for_people(alerts: list[dict[str, Any]]) -> None:
+        if outbox is not None:
+            queue_notifications(outbox, channels, alerts)
 
     def sink(batch: DataFrame, batch_id: int) -> None:
         batch.persist()
@@ -422,23 +434,15 @@ def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
                 detections=detections(batch, config),
                 batch_id=batch_id,
                 query=query,
+                before_commit=for_people,
             )
             if changed:
                 publish_alerts(settings, changed)
-                _queue_for_people(settings, changed)
             log.info("batch %d: %d alerts changed", batch_id, len(changed))
         finally:
             batch.unpersist()
 
     return sink
-
-
-def _queue_for_people(settings: Settings, changed: list[dict[str, Any]]) -> None:
-    from anomalake.alerts.delivery import Outbox, channels_from_settings, queue_notifications
-
-    channels = channels_from_settings(settings)
-    if channels:
-        queue_notifications(Outbox(settings.alerts_outbox), channels, changed)
 
 
 def ensure_tables(spark: SparkSession, settings: Settings) -> None:
