@@ -14,7 +14,16 @@ from datetime import datetime
 from pathlib import Path
 
 from anomalake.errors import AnomalakeError
-from anomalake.evaluation.nab import PROFILES, LabelledSeries, best_threshold
+from anomalake.evaluation.metrics import EventMetrics, PointMetrics, event_metrics, point_metrics
+from anomalake.evaluation.nab import (
+    PROFILES,
+    LabelledSeries,
+    best_threshold,
+    candidate_thresholds,
+    normalised,
+    probation_rows,
+    sweep,
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,14 @@ class NabFile:
 
 def _parse(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("T", " ").split(".")[0])
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def seconds(f: NabFile) -> list[float]:
+    """Each row's time in seconds (naive timestamps, so no daylight-saving jumps)."""
+    return [(_parse(t) - _EPOCH).total_seconds() for t in f.timestamps]
 
 
 def load_corpus(root: Path) -> list[NabFile]:
@@ -59,18 +76,73 @@ def load_corpus(root: Path) -> list[NabFile]:
     return corpus
 
 
+def score_corpus(
+    corpus: list[NabFile], make_detector: Callable[[], Callable[[float], float]]
+) -> dict[str, list[float]]:
+    """Each file's anomaly scores from a fresh detector, run from its first row."""
+    scores = {}
+    for f in corpus:
+        update = make_detector()
+        scores[f.name] = [update(v) for v in f.values]
+    return scores
+
+
+def labelled(corpus: list[NabFile], scores: dict[str, list[float]]) -> list[LabelledSeries]:
+    """The files' scores with their windows, as the scorer takes them."""
+    return [LabelledSeries(scores[f.name], f.windows) for f in corpus]
+
+
+def optimise(
+    corpus: list[NabFile], scores: dict[str, list[float]]
+) -> dict[str, tuple[float, float]]:
+    """Per profile: (threshold, normalised score) with the threshold chosen on these files."""
+    series = labelled(corpus, scores)
+    candidates = candidate_thresholds(series)
+    return {p: best_threshold(series, w, candidates) for p, w in PROFILES.items()}
+
+
+def at_thresholds(
+    corpus: list[NabFile], scores: dict[str, list[float]], thresholds: dict[str, float]
+) -> dict[str, float]:
+    """Per profile: the normalised score at a threshold fixed beforehand."""
+    series = labelled(corpus, scores)
+    out = {}
+    for profile, weights in PROFILES.items():
+        raw = float(sweep(series, [thresholds[profile]]).raw(weights)[0])
+        out[profile] = normalised(raw, series, weights)
+    return out
+
+
+def detections(
+    corpus: list[NabFile], scores: dict[str, list[float]], threshold: float
+) -> tuple[PointMetrics, EventMetrics]:
+    """Point and event metrics of ``score >= threshold`` against the windows.
+
+    As in NAB's scorer, rows of the probationary period are never flagged. For point
+    metrics a row is anomalous when it lies in a window (NAB windows are wide, about a
+    tenth of a file, so point recall is low by construction); events are the windows.
+    """
+    points, events = PointMetrics(0, 0, 0, 0), EventMetrics()
+    for f in corpus:
+        probation = probation_rows(len(f.values))
+        flags = [i >= probation and s >= threshold for i, s in enumerate(scores[f.name])]
+        inside = [False] * len(flags)
+        for a, b in f.windows:
+            inside[a : b + 1] = [True] * (b - a + 1)
+        points = points + point_metrics(flags, inside)
+        events = events + event_metrics(flags, f.windows, seconds(f), probation)
+    return points, events
+
+
 def evaluate(
     corpus: list[NabFile],
     make_detector: Callable[[], Callable[[float], float]],
     thresholds: list[float],
 ) -> tuple[dict[str, tuple[float, float]], dict[str, list[float]]]:
     """Scores per profile (threshold, normalised score) and each file's anomaly scores."""
-    scores = {}
-    for f in corpus:
-        update = make_detector()
-        scores[f.name] = [update(v) for v in f.values]
-    labelled = [LabelledSeries(scores[f.name], f.windows) for f in corpus]
-    results = {p: best_threshold(labelled, w, thresholds) for p, w in PROFILES.items()}
+    scores = score_corpus(corpus, make_detector)
+    series = labelled(corpus, scores)
+    results = {p: best_threshold(series, w, thresholds) for p, w in PROFILES.items()}
     return results, scores
 
 
