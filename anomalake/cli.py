@@ -270,10 +270,98 @@ def stream_hosts(
     run_until_stopped(query, seconds)
 
 
+@generate_app.command("infra")
+@one_line_errors
+def generate_infra(
+    out: Annotated[Path, typer.Argument(help="folder to write the SKAB-format files into")],
+    assets: Annotated[int, typer.Option(help="number of assets (one file each)")] = 3,
+    hours: Annotated[float, typer.Option(help="hours of 1 Hz readings per asset")] = 1.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    bad_rows: Annotated[bool, typer.Option(help="add malformed and out-of-order rows")] = False,
+) -> None:
+    """Sensor runs per asset with labelled faults (labels.csv) and, optionally, bad rows."""
+    from anomalake.generators.infra import write_infra_files
+
+    counts = write_infra_files(out, assets=assets, hours=hours, seed=seed, bad_rows=bad_rows)
+    typer.echo(
+        f"wrote {counts['files']} files ({counts['rows']} rows, {counts['episodes']} labelled "
+        f"faults, {counts['bad_rows']} bad rows) and labels.csv to {out}"
+    )
+
+
+@replay_app.command("infra")
+@one_line_errors
+def replay_infra(
+    path: Annotated[Path, typer.Argument(help="a SKAB-format CSV or a folder (one asset each)")],
+    speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
+    live: Annotated[
+        bool, typer.Option(help="mark readings live: their alerts are sent to people")
+    ] = False,
+) -> None:
+    """Produce sensor readings to Kafka keyed by asset, in time order (origin replay or live)."""
+    from anomalake.producer import produce
+    from anomalake.replay import infra_messages
+
+    settings = get_settings()
+    target = settings.infra.topic
+    origin = "live" if live else "replay"
+    report = produce(settings.kafka, target, infra_messages(path, origin, speed), None)
+    echo_delivery(target, report)
+
+
+@stream_app.command("infra")
+@one_line_errors
+def stream_infra(
+    seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
+) -> None:
+    """The infra speed layer: detectors per asset, quarantine, alert lifecycle and delivery."""
+    from anomalake.alerts.delivery import DeliveryWorker, Outbox, channels_from_settings
+    from anomalake.install import install as do_install
+    from spark.session import get_spark
+    from spark.streams.infra import start as start_stream
+
+    settings = get_settings()
+    do_install(settings)
+    i = settings.infra
+    query = start_stream(get_spark(settings), settings)
+    typer.echo(
+        f"streaming {i.topic} with {settings.infra_detectors_config.name} -> {i.bronze_table}, "
+        f"{i.quarantine_table}, {i.alerts_table}; checkpoint "
+        f"{settings.checkpoint_path(i.query_name)}"
+    )
+    channels = channels_from_settings(settings)
+    worker = DeliveryWorker(
+        Outbox.from_settings(settings), channels, settings.alerts.deliver_every_seconds
+    )
+    if channels:
+        worker.start()
+        typer.echo(f"delivering alerts to {', '.join(channels)} (outbox {settings.alerts_outbox})")
+    try:
+        run_until_stopped(query, seconds)
+    finally:
+        worker.stop()
+
+
 eval_app = typer.Typer(help="Score detectors on labelled data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
-DETECTORS = ("rolling_z", "ewma")
+NAB_PRESETS: dict[str, dict[str, Any]] = {
+    "rolling_z": {"kind": "rolling_z", "window": 200, "warmup": 50},
+    "ewma": {"kind": "ewma", "alpha": 0.02, "warmup": 50},
+}
+DETECTORS = tuple(NAB_PRESETS)
+
+
+def _overlap(config: dict[str, Any], names: list[str], what: str) -> str:
+    """Which of ``names`` the configuration was tuned on, in words."""
+    seen = set(config.get("split", {}).get("tuning", []))
+    shared = [n for n in names if n in seen]
+    if not shared:
+        return f"none of these {len(names)} {what} were in its tuning half"
+    return (
+        f"{len(shared)} of these {len(names)} {what} were in its tuning half, so this is "
+        f"partly in-sample (held-out figures: `anomalake tune`)"
+    )
 
 
 @eval_app.command("nab")
@@ -281,34 +369,56 @@ DETECTORS = ("rolling_z", "ewma")
 def eval_nab(
     path: Annotated[Path, typer.Argument(help="a NAB-style folder: data/ and labels/")],
     detector: Annotated[str, typer.Option(help=f"one of {', '.join(DETECTORS)}")] = "ewma",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="a configuration `anomalake tune nab` saved (not --detector)"),
+    ] = None,
     results: Annotated[Path | None, typer.Option(help="write NAB results files here")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="detector name in the results files (default: --detector)")
+    ] = None,
 ) -> None:
-    """NAB scores (standard, reward_low_FP_rate, reward_low_FN_rate) of one detector."""
-    from statistics import NormalDist
+    """NAB scores (3 profiles), point and event metrics of one detector; NAB results files."""
+    from anomalake.evaluation import nab_corpus
+    from anomalake.evaluation.detectors import build, describe
+    from anomalake.evaluation.report import events_line, points_line
+    from anomalake.evaluation.tuning import load
 
-    from anomalake.evaluation.nab_corpus import evaluate, load_corpus, write_results
-    from spark.detectors.univariate import EwmaBand, RollingZScore
-
-    makers = {
-        "rolling_z": lambda: RollingZScore(window=200, warmup=50).update,
-        "ewma": lambda: EwmaBand(alpha=0.02, warmup=50).update,
-    }
-    if detector not in makers:
+    tuned: dict[str, Any] | None = None
+    if config is not None:
+        tuned = load(config, "nab")
+        chosen = tuned["detector"]
+    elif detector in NAB_PRESETS:
+        chosen = NAB_PRESETS[detector]
+    else:
         raise AnomalakeError(f"unknown detector {detector!r}", f"choose from {DETECTORS}")
-    corpus = load_corpus(path)
-    thresholds = [1 - 10.0**-k for k in range(1, 15)]
-    scores_by_profile, scores = evaluate(corpus, makers[detector], thresholds)
+    corpus = nab_corpus.load_corpus(path)
+    scores = nab_corpus.score_corpus(corpus, build(chosen))
     windows = sum(len(f.windows) for f in corpus)
-    typer.echo(f"{detector} on {len(corpus)} files, {windows} windows under {path}")
-    for profile, (threshold, score) in scores_by_profile.items():
-        z = NormalDist().inv_cdf((1 + threshold) / 2)
-        typer.echo(
-            f"  {profile:20} {score:7.1f}   (score threshold {threshold:.12g}, |z| > {z:.2f})"
-        )
-    typer.echo("  thresholds were chosen on these same files (NAB's per-profile optimisation)")
+    typer.echo(f"{describe(chosen)} on {len(corpus)} files, {windows} windows under {path}")
+    in_sample = nab_corpus.optimise(corpus, scores)
+    typer.echo("  NAB scores, threshold chosen per profile on these same files (in-sample):")
+    for profile, (threshold, score) in in_sample.items():
+        typer.echo(f"    {profile:20} {score:7.1f}   (score threshold {threshold:.12g})")
+    threshold = in_sample["standard"][0]
+    if tuned is not None and "thresholds" in tuned:
+        fixed = nab_corpus.at_thresholds(corpus, scores, tuned["thresholds"])
+        typer.echo(f"  NAB scores at the thresholds tuned in {config}:")
+        for profile, score in fixed.items():
+            typer.echo(
+                f"    {profile:20} {score:7.1f}   (score threshold "
+                f"{tuned['thresholds'][profile]:.12g})"
+            )
+        typer.echo(f"    {_overlap(tuned, [f.name for f in corpus], 'files')}")
+        threshold = tuned["thresholds"]["standard"]
+    points, events = nab_corpus.detections(corpus, scores, threshold)
+    typer.echo(f"  at the standard-profile threshold {threshold:.12g}, outside probation:")
+    typer.echo(f"    {events_line(events, 'windows')}; delays from window start")
+    typer.echo(f"    {points_line(points)}  (rows in windows)")
     if results:
-        write_results(results, detector, corpus, scores)
-        typer.echo(f"NAB results files in {results}")
+        label = name or ("anomalake" if config is not None else detector)
+        nab_corpus.write_results(results, label, corpus, scores)
+        typer.echo(f"NAB results files in {results / label.replace('_', '')}")
 
 
 @eval_app.command("nslkdd")
@@ -340,20 +450,134 @@ def eval_nslkdd(
 def eval_skab(
     path: Annotated[Path, typer.Argument(help="the SKAB folder (valve1/, valve2/, other/)")],
     warmup: Annotated[int, typer.Option(help="rows per run that fit the normal regime")] = 400,
-    threshold: Annotated[float, typer.Option(help="score threshold (chi-square CDF)")] = 0.99,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="score threshold (chi-square CDF); default 0.99 or the config's"),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="a configuration `anomalake tune skab` saved")
+    ] = None,
 ) -> None:
-    """Point-wise F1, false-alarm and missed-alarm rates of Hotelling's T² on SKAB runs."""
-    from anomalake.evaluation.skab import evaluate_runs, labelled_runs
-    from spark.detectors.multivariate import HotellingT2
+    """Point-wise F1, false/missed-alarm rates, events and change points of one detector."""
+    from anomalake.evaluation.detectors import build, describe
+    from anomalake.evaluation.report import changepoints_line, events_line
+    from anomalake.evaluation.skab import labelled_runs, run_metrics, run_name, score_runs
+    from anomalake.evaluation.tuning import load
 
+    tuned: dict[str, Any] | None = None
+    exclude: list[str] = []
+    if config is not None:
+        tuned = load(config, "skab")
+        chosen, exclude = tuned["detector"], list(tuned.get("exclude", []))
+        cut = tuned["threshold"] if threshold is None else threshold
+    else:
+        chosen, cut = {"kind": "t2", "warmup": warmup}, 0.99 if threshold is None else threshold
     runs = labelled_runs(path)
-    total, _ = evaluate_runs(runs, lambda: HotellingT2(warmup=warmup).update, threshold)
-    typer.echo(f"Hotelling T2 (warm-up {warmup}, threshold {threshold}) on {len(runs)} runs:")
+    scored = score_runs(runs, build(chosen), exclude)
+    points, events, delays = run_metrics(scored, cut)
+    sensors = f" without {', '.join(exclude)}" if exclude else ""
+    typer.echo(f"{describe(chosen)}{sensors}, threshold {cut:.10g}, on {len(runs)} runs:")
     typer.echo(
-        f"  F1 {total.f1:.3f}   false alarms {100 * total.false_alarm_rate:.1f} %   "
-        f"missed alarms {100 * total.missed_alarm_rate:.1f} %   "
-        f"(precision {total.precision:.3f}, recall {total.recall:.3f})"
+        f"  F1 {points.f1:.3f}   false alarms {100 * points.false_alarm_rate:.1f} %   "
+        f"missed alarms {100 * points.missed_alarm_rate:.1f} %   "
+        f"(precision {points.precision:.3f}, recall {points.recall:.3f})"
     )
+    typer.echo(f"  {events_line(events)}; delays from event start")
+    typer.echo(f"  {changepoints_line(delays)}")
+    if tuned is not None:
+        origin = "detector and threshold" if threshold is None else "the detector (not --threshold)"
+        typer.echo(
+            f"  {origin} came from {config}: {_overlap(tuned, [run_name(p) for p in runs], 'runs')}"
+        )
+    else:
+        typer.echo("  warm-up and threshold as given (no tuning here: `anomalake tune skab`)")
+
+
+tune_app = typer.Typer(
+    help="Choose a detector on half the files, report on the other half.", no_args_is_help=True
+)
+app.add_typer(tune_app, name="tune")
+
+
+def _tuned_path(out: Path | None, dataset: str) -> Path:
+    return out if out is not None else Path("docs") / "tuned" / f"{dataset}.json"
+
+
+def _held_out_lines(tuned: Any, echo: Callable[[str], None], what: str) -> None:
+    from anomalake.evaluation.report import changepoints_line, events_line, points_line
+
+    for label, outcome in (
+        ("TEST HALF (held out, threshold from the tuning half)", tuned.held_out),
+        ("all (in-sample, threshold chosen on all)", tuned.in_sample),
+    ):
+        echo(f"  {label}:")
+        echo(f"    {events_line(outcome.events, what)}")
+        echo(f"    {points_line(outcome.points)}")
+        if outcome.changepoints is not None:
+            echo(f"    {changepoints_line(outcome.changepoints)}")
+
+
+@tune_app.command("nab")
+@one_line_errors
+def tune_nab(
+    path: Annotated[Path, typer.Argument(help="a NAB-style folder: data/ and labels/")],
+    out: Annotated[
+        Path | None, typer.Option(help="save the chosen configuration here [docs/tuned/nab.json]")
+    ] = None,
+) -> None:
+    """Best of a small grid on the tuning half (NAB standard); thresholds fixed on the test half."""
+    from anomalake.evaluation import tuning
+
+    target = _tuned_path(out, "nab")
+    tuned = tuning.tune_nab(path, echo=typer.echo)
+    r = tuned.report
+    typer.echo(f"tuning files ({len(r['split']['tuning'])}): {', '.join(r['split']['tuning'])}")
+    typer.echo(f"test files ({len(r['split']['test'])}): {', '.join(r['split']['test'])}")
+    typer.echo(f"chosen: {r['name']}")
+    typer.echo(
+        f"  {'profile':20} {'tuning half':>11}  {'TEST HALF (held out)':>20}  "
+        f"{'all files (in-sample)':>21}   threshold from tuning"
+    )
+    for profile, threshold in r["thresholds"].items():
+        typer.echo(
+            f"  {profile:20} {r['tuning'][profile]:11.1f}  {r['held_out'][profile]:20.1f}  "
+            f"{r['in_sample_all_files'][profile]['score']:21.1f}   {threshold:.12g}"
+        )
+    typer.echo(
+        "  (in-sample: the threshold is chosen per profile on all files, NAB's own procedure)"
+    )
+    typer.echo("at the standard-profile threshold, outside probation; delays from window start:")
+    _held_out_lines(tuned, typer.echo, "windows")
+    tuning.save({**r, "command": f"anomalake tune nab {path}"}, target)
+    typer.echo(f"saved {target.resolve()}; reuse: anomalake eval nab PATH --config {target}")
+
+
+@tune_app.command("skab")
+@one_line_errors
+def tune_skab(
+    path: Annotated[Path, typer.Argument(help="the SKAB folder (valve1/, valve2/, other/)")],
+    out: Annotated[
+        Path | None, typer.Option(help="save the chosen configuration here [docs/tuned/skab.json]")
+    ] = None,
+) -> None:
+    """Best of a small grid by point-wise F1 on tuning runs; fixed threshold on the test runs."""
+    from anomalake.evaluation import tuning
+
+    target = _tuned_path(out, "skab")
+    tuned = tuning.tune_skab(path, echo=typer.echo)
+    r = tuned.report
+    typer.echo(f"tuning runs ({len(r['split']['tuning'])}): {', '.join(r['split']['tuning'])}")
+    typer.echo(f"test runs ({len(r['split']['test'])}): {', '.join(r['split']['test'])}")
+    typer.echo(f"chosen: {r['name']}, threshold {r['threshold']:.10g} (from the tuning runs)")
+    typer.echo(
+        f"  F1: tuning runs {r['tuning']['f1']:.3f}   TEST RUNS (held out) "
+        f"{tuned.held_out.points.f1:.3f}   all runs (in-sample, threshold "
+        f"{r['in_sample_all_runs']['threshold']:.10g} chosen on all) "
+        f"{tuned.in_sample.points.f1:.3f}"
+    )
+    _held_out_lines(tuned, typer.echo, "events")
+    tuning.save({**r, "command": f"anomalake tune skab {path}"}, target)
+    typer.echo(f"saved {target.resolve()}; reuse: anomalake eval skab PATH --config {target}")
 
 
 batch_app = typer.Typer(help="Run batch DAGs without a scheduler.", no_args_is_help=True)
@@ -617,6 +841,60 @@ def backtest_hosts(
     )
 
 
+@eval_app.command("infra")
+@one_line_errors
+def eval_infra(
+    path: Annotated[Path, typer.Argument(help="SKAB-format runs: generated or SKAB's own")],
+    config: Annotated[
+        Path | None, typer.Option(help="detectors YAML; the configured one when unset")
+    ] = None,
+) -> None:
+    """The infra detector set, through the stream's own step, on labelled sensor runs."""
+    from anomalake.evaluation.sensors import evaluate_files
+    from spark.detectors.detector_set import DetectorSetConfig
+
+    settings = get_settings()
+    yaml_path = config or settings.infra_detectors_config
+    report = evaluate_files(
+        path, settings, DetectorSetConfig.from_file(yaml_path, settings.infra.sensors)
+    )
+    p, e = report.points, report.events
+    delays = sorted(e.delays_seconds())
+    median = f"{delays[len(delays) // 2]:.0f} s" if delays else "-"
+    typer.echo(f"{yaml_path.name} on {report.files} files, {report.readings} readings:")
+    typer.echo(
+        f"  points: F1 {p.f1:.3f}  precision {p.precision:.3f}  recall {p.recall:.3f}  "
+        f"false alarms {100 * p.false_alarm_rate:.1f} %  missed {100 * p.missed_alarm_rate:.1f} %"
+    )
+    typer.echo(
+        f"  events: {e.detected}/{len(e.events)} detected (recall {e.recall:.3f}), "
+        f"{e.false_alarms} false alarms of {e.alarms}, median delay {median}"
+    )
+
+
+@backtest_app.command("infra")
+@one_line_errors
+def backtest_infra(
+    date: Annotated[str, typer.Option("--date", help="first date, YYYY-MM-DD")],
+    end: Annotated[str | None, typer.Option("--end", help="last date (inclusive)")] = None,
+) -> None:
+    """Re-score stored sensor readings through the stream's step (a backfill, never alerted)."""
+    from datetime import date as Date
+
+    from spark.jobs.infra_backfill import backfill
+    from spark.session import get_spark
+    from spark.tables import Days
+
+    settings = get_settings()
+    days = Days(Date.fromisoformat(date), Date.fromisoformat(end or date))
+    result = backfill(get_spark(settings), settings, days)
+    typer.echo(
+        f"{settings.infra.backfill_table} {days}: {result['rows']} readings, "
+        f"{result['anomalies']} anomalies (origin backfill, not sent); "
+        f"{result['differ_from_stream']} flags differ from the stream's"
+    )
+
+
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -647,6 +925,98 @@ def bench_batch(
     from bench.batch_markets import main as run_bench
 
     run_bench(n_symbols=symbols, years=tuple(years or (1, 4)), echo=typer.echo)
+
+
+alerts_app = typer.Typer(
+    help="The alert lifecycle: list, acknowledge, resolve.", no_args_is_help=True
+)
+app.add_typer(alerts_app, name="alerts")
+
+ALERT_USE_CASES = ("infra",)
+UseCase = Annotated[str, typer.Option(help=f"whose alerts: {', '.join(ALERT_USE_CASES)}")]
+By = Annotated[str | None, typer.Option(help="who; defaults to the login name")]
+
+
+def _alerts_table(use_case: str) -> str:
+    """The alerts table of ``use_case`` (only use cases with the lifecycle table)."""
+    if use_case not in ALERT_USE_CASES:
+        raise AnomalakeError(
+            f"unknown use case {use_case!r}", f"use one of {', '.join(ALERT_USE_CASES)}"
+        )
+    return get_settings().infra.alerts_table
+
+
+def _who(by: str | None) -> str:
+    import getpass
+
+    return by or getpass.getuser()
+
+
+@alerts_app.command("list")
+@one_line_errors
+def alerts_list(
+    status: Annotated[
+        str | None, typer.Option(help="open, acknowledged or resolved (all when omitted)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, latest updated first")] = 50,
+    use_case: UseCase = "infra",
+) -> None:
+    """Alerts, latest updated first: id, status, severity, entity, rule, detections, times."""
+    from spark.alerts import list_alerts
+    from spark.session import get_spark
+
+    settings = get_settings()
+    table = _alerts_table(use_case)
+    frame = list_alerts(get_spark(settings), settings, table, status=status, limit=limit)
+    if frame.empty:
+        typer.echo(f"no {status + ' ' if status else ''}alerts in {table}")
+        return
+    typer.echo(
+        f"{'alert_id':32}  {'status':12} {'severity':8} {'entity':20} {'rule':20} "
+        f"{'count':>6}  {'last event (UTC)':19}  {'origin':8} by"
+    )
+    for r in frame.itertuples(index=False):
+        by = r.resolved_by if r.status == "resolved" else r.acknowledged_by
+        last = r.last_event_time.strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(
+            f"{r.alert_id:32}  {r.status:12} {r.severity:8} {r.entity[:20]:20} {r.rule[:20]:20} "
+            f"{r.detections:>6}  {last:19}  {r.origin:8} {by or '-'}"
+        )
+
+
+@alerts_app.command("ack")
+@one_line_errors
+def alerts_ack(
+    alert_id: Annotated[str, typer.Argument(help="id from `anomalake alerts list`")],
+    by: By = None,
+    use_case: UseCase = "infra",
+) -> None:
+    """Acknowledge an open alert: someone is on it (detections keep folding into it)."""
+    from spark.alerts import acknowledge
+    from spark.session import get_spark
+
+    settings = get_settings()
+    table = _alerts_table(use_case)
+    alert = acknowledge(get_spark(settings), settings, table, alert_id, _who(by))
+    typer.echo(f"{alert_id} acknowledged by {alert['acknowledged_by']}")
+
+
+@alerts_app.command("resolve")
+@one_line_errors
+def alerts_resolve(
+    alert_id: Annotated[str, typer.Argument(help="id from `anomalake alerts list`")],
+    by: By = None,
+    note: Annotated[str | None, typer.Option(help="what was done")] = None,
+    use_case: UseCase = "infra",
+) -> None:
+    """Resolve an alert; detections within ANOMALAKE_ALERTS__SUPPRESS_SECONDS still fold in."""
+    from spark.alerts import resolve
+    from spark.session import get_spark
+
+    settings = get_settings()
+    table = _alerts_table(use_case)
+    alert = resolve(get_spark(settings), settings, table, alert_id, _who(by), note=note)
+    typer.echo(f"{alert_id} resolved by {alert['resolved_by']}")
 
 
 def main() -> None:

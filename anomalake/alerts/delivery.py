@@ -1,38 +1,66 @@
 """Delivering alerts to people without losing any: a durable outbox and channels.
 
-Every notification is first written to an SQLite outbox; ``drain`` sends what is due
-through its channel and deletes it only after the channel accepted it. A failing channel
-gets exponential back-off (``base_delay * 2**attempts``, capped) and never blocks the
-others or detection, which only appends to the outbox.
+Every notification is first written to an SQLite outbox, once per (alert, event, channel):
+queuing the same one again — a micro-batch replayed after a crash — adds nothing.
+``drain`` sends what is due through its channel and marks it sent only after the channel
+accepted it. A failing channel gets exponential back-off (``base_delay * 2**attempts``,
+capped) and never blocks the others or detection, which only appends to the outbox; a
+:class:`DeliveryWorker` thread drains it in the background.
+
+The speed layer wires it as::
+
+    outbox = Outbox.from_settings(settings)
+    channels = channels_from_settings(settings)
+    worker = DeliveryWorker(outbox, channels, settings.alerts.deliver_every_seconds)
+    worker.start()
+    # in foreachBatch: record_detections(..., before_commit=lambda alerts:
+    #     queue_notifications(outbox, channels, alerts))
+    worker.stop()
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import smtplib
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
+if TYPE_CHECKING:
+    from anomalake.settings import Settings
+
+log = logging.getLogger(__name__)
+
 Channel = Callable[[Mapping[str, Any]], None]
+
+
+def jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert with dates and times as ISO 8601 text, ready for ``json.dumps``."""
+    return {
+        key: value.isoformat() if isinstance(value, datetime | date) else value
+        for key, value in alert.items()
+    }
 
 
 def webhook(url: str, timeout: float = 5.0) -> Channel:
     """POST the alert as JSON; any non-2xx answer or network error is a failure."""
 
     def send(alert: Mapping[str, Any]) -> None:
-        response = requests.post(url, json=dict(alert), timeout=timeout)
+        response = requests.post(url, json=jsonable(alert), timeout=timeout)
         response.raise_for_status()
 
     return send
 
 
-def email(host: str, port: int, sender: str, to: list[str]) -> Channel:
+def email(host: str, port: int, sender: str, to: list[str], timeout: float = 10.0) -> Channel:
     """Send the alert as a plain-text e-mail over SMTP."""
 
     def send(alert: Mapping[str, Any]) -> None:
@@ -41,57 +69,195 @@ def email(host: str, port: int, sender: str, to: list[str]) -> Channel:
         message["Subject"] = (
             f"[{alert.get('severity', '?')}] {alert.get('rule')} on {alert.get('entity')}"
         )
-        message.set_content(json.dumps(dict(alert), indent=2, default=str))
-        with smtplib.SMTP(host, port, timeout=10) as smtp:
+        message.set_content(json.dumps(jsonable(alert), indent=2, default=str))
+        with smtplib.SMTP(host, port, timeout=timeout) as smtp:
             smtp.send_message(message)
 
     return send
 
 
+def channels_from_settings(settings: Settings) -> dict[str, Channel]:
+    """The configured channels: ``webhook`` if a URL is set, ``email`` if SMTP and recipients."""
+    a = settings.alerts
+    channels: dict[str, Channel] = {}
+    if a.webhook_url:
+        channels["webhook"] = webhook(a.webhook_url, a.webhook_timeout_seconds)
+    if a.smtp_host and a.email_to:
+        channels["email"] = email(a.smtp_host, a.smtp_port, a.email_from, list(a.email_to))
+    return channels
+
+
 class Outbox:
-    """A durable queue of (channel, alert) notifications in SQLite."""
+    """A durable queue of (channel, alert) notifications in SQLite, safe across threads.
+
+    A row is unique by (alert_id, event, channel) and is kept, marked sent, after delivery,
+    so a notification queued again later is still recognised and not sent twice.
+    """
 
     def __init__(self, path: Path, base_delay: float = 1.0, max_delay: float = 300.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path)
+        self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self.lock = threading.Lock()
         self.db.execute(
-            "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, channel TEXT, "
-            "alert TEXT, attempts INTEGER DEFAULT 0, due REAL, last_error TEXT)"
+            "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, "
+            "alert_id TEXT NOT NULL, event TEXT NOT NULL, alert TEXT, attempts INTEGER DEFAULT 0, "
+            "due REAL, last_error TEXT, queued_at REAL, sent_at REAL, "
+            "UNIQUE (alert_id, event, channel))"
         )
+        self.db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sent_at, due)")
         self.db.commit()
         self.base_delay, self.max_delay = base_delay, max_delay
 
-    def put(self, channel: str, alert: Mapping[str, Any], now: float | None = None) -> None:
-        """Queue a notification (durably, before anything is sent)."""
-        self.db.execute(
-            "INSERT INTO outbox (channel, alert, due) VALUES (?, ?, ?)",
-            (channel, json.dumps(dict(alert), default=str), time.time() if now is None else now),
-        )
-        self.db.commit()
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Outbox:
+        """The outbox at ``settings.alerts_outbox`` with the configured back-off."""
+        a = settings.alerts
+        return cls(settings.alerts_outbox, a.retry_base_seconds, a.retry_max_seconds)
 
-    def pending(self) -> int:
-        """Notifications not yet accepted by their channel."""
-        return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    def put(
+        self,
+        channel: str,
+        alert: Mapping[str, Any],
+        now: float | None = None,
+        event: str | None = None,
+    ) -> bool:
+        """Queue a notification durably; False if this (alert, event, channel) already was.
+
+        ``event`` defaults to the alert's ``event`` key (``opened``, ``escalated:high``).
+        """
+        now = time.time() if now is None else now
+        event = event or str(alert.get("event") or "notify")
+        with self.lock:
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO outbox (channel, alert_id, event, alert, due, queued_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    channel,
+                    str(alert["alert_id"]),
+                    event,
+                    json.dumps(jsonable(alert), default=str),
+                    now,
+                    now,
+                ),
+            )
+            self.db.commit()
+        return cursor.rowcount == 1
+
+    def pending(self, channel: str | None = None) -> int:
+        """Notifications not yet accepted by their channel (by one channel if given)."""
+        sql, args = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", ()
+        if channel is not None:
+            sql, args = sql + " AND channel = ?", (channel,)  # type: ignore[assignment]
+        with self.lock:
+            return int(self.db.execute(sql, args).fetchone()[0])
+
+    def sent(self) -> list[tuple[str, str, str]]:
+        """(alert_id, event, channel) of every notification a channel accepted."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT alert_id, event, channel FROM outbox WHERE sent_at IS NOT NULL ORDER BY id"
+            ).fetchall()
+        return [(str(a), str(e), str(c)) for a, e, c in rows]
 
     def drain(self, channels: Mapping[str, Channel], now: float | None = None) -> dict[str, int]:
-        """Send every due notification once; returns counts of sent and failed."""
+        """Send every due notification once; returns counts of sent and failed.
+
+        Sending happens outside the lock, so queuing never waits for a slow channel.
+        """
         now = time.time() if now is None else now
-        rows = self.db.execute(
-            "SELECT id, channel, alert, attempts FROM outbox WHERE due <= ? ORDER BY id", (now,)
-        ).fetchall()
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT id, channel, alert_id, alert, attempts FROM outbox "
+                "WHERE sent_at IS NULL AND due <= ? ORDER BY id",
+                (now,),
+            ).fetchall()
         result = {"sent": 0, "failed": 0}
-        for row_id, channel, alert, attempts in rows:
+        for row_id, channel, alert_id, alert, attempts in rows:
             try:
+                if channel not in channels:
+                    raise LookupError(f"no channel {channel!r} is configured")
                 channels[channel](json.loads(alert))
             except Exception as exc:  # noqa: BLE001 - any failure is retried later
                 delay = min(self.base_delay * 2**attempts, self.max_delay)
-                self.db.execute(
-                    "UPDATE outbox SET attempts = ?, due = ?, last_error = ? WHERE id = ?",
-                    (attempts + 1, now + delay, str(exc)[:500], row_id),
+                log.warning(
+                    "alert %s via %s failed (attempt %d), retry in %.0f s: %s",
+                    alert_id,
+                    channel,
+                    attempts + 1,
+                    delay,
+                    exc,
                 )
+                with self.lock:
+                    self.db.execute(
+                        "UPDATE outbox SET attempts = ?, due = ?, last_error = ? WHERE id = ?",
+                        (attempts + 1, now + delay, str(exc)[:500], row_id),
+                    )
+                    self.db.commit()
                 result["failed"] += 1
             else:
-                self.db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+                with self.lock:
+                    self.db.execute(
+                        "UPDATE outbox SET sent_at = ?, last_error = NULL WHERE id = ?",
+                        (now, row_id),
+                    )
+                    self.db.commit()
                 result["sent"] += 1
-            self.db.commit()
         return result
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self.lock:
+            self.db.close()
+
+
+def queue_notifications(
+    outbox: Outbox,
+    channels: Mapping[str, Channel],
+    alerts: Iterable[Mapping[str, Any]],
+    now: float | None = None,
+) -> int:
+    """Queue each alert whose ``notify`` is true once per channel; returns how many were new.
+
+    Alerts without ``notify`` (replays, backfills, folded detections) are not queued.
+    """
+    queued = 0
+    for alert in alerts:
+        if not alert.get("notify"):
+            continue
+        for name in channels:
+            queued += outbox.put(name, alert, now=now)
+    return queued
+
+
+class DeliveryWorker(threading.Thread):
+    """A daemon thread draining the outbox every ``every_seconds`` until :meth:`stop`.
+
+    Failures are logged and retried by the outbox's back-off; nothing is raised into the
+    thread that started it.
+    """
+
+    def __init__(
+        self, outbox: Outbox, channels: Mapping[str, Channel], every_seconds: float = 2.0
+    ) -> None:
+        super().__init__(name="anomalake-alert-delivery", daemon=True)
+        self.outbox, self.channels, self.every_seconds = outbox, dict(channels), every_seconds
+        self._stopping = threading.Event()
+        self.drains = 0
+
+    def run(self) -> None:
+        """Drain, then wait ``every_seconds``, until stopped."""
+        while not self._stopping.is_set():
+            try:
+                result = self.outbox.drain(self.channels)
+                if result["sent"] or result["failed"]:
+                    log.info("alert delivery: %s", result)
+            except Exception:  # noqa: BLE001 - the worker must outlive any failure
+                log.exception("alert delivery failed; retrying in %.1f s", self.every_seconds)
+            self.drains += 1
+            self._stopping.wait(self.every_seconds)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Ask the thread to finish (a drain under way completes) and wait for it."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -390,7 +391,9 @@ def detections(scored: DataFrame, config: DetectorSetConfig) -> DataFrame:
     return anomalies.unionByName(fired)
 
 
-def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
+def write_outputs(
+    settings: Settings, config: DetectorSetConfig, run: dict[str, str] | None = None
+) -> Any:
     """The ``foreachBatch`` sink: bronze and quarantine appends, then the alert lifecycle.
 
     Notifications for people are queued in the durable outbox just before the alerts
@@ -412,6 +415,12 @@ def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
         batch.persist()
         try:
             query = i.query_name
+            # the alerts table remembers applied batches by (query id, batch id): the id is
+            # kept in the checkpoint, so a new checkpoint (batch ids from 0) is a new query
+            deadline = time.monotonic() + 30
+            while run is not None and "id" not in run and time.monotonic() < deadline:
+                time.sleep(0.05)
+            applied_as = f"{query}:{run['id']}" if run and "id" in run else query
             append_once(
                 bronze_rows(batch),
                 settings.table_path(i.bronze_table),
@@ -433,7 +442,7 @@ def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
                 use_case="infra",
                 detections=detections(batch, config),
                 batch_id=batch_id,
-                query=query,
+                query=applied_as,
                 before_commit=for_people,
             )
             if changed:
@@ -474,14 +483,17 @@ def start(spark: SparkSession, settings: Settings) -> StreamingQuery:
     config = load_config(settings)
     ensure_tables(spark, settings)
     raw = kafka_stream(spark, settings, i.topic, i.max_offsets_per_trigger)
-    return (
+    run: dict[str, str] = {}
+    query = (
         score_stream(kafka_records(raw), settings, config)
         .writeStream.queryName(i.query_name)
         .option("checkpointLocation", settings.checkpoint_path(i.query_name))
         .trigger(processingTime=f"{int(i.trigger_seconds * 1000)} milliseconds")
-        .foreachBatch(write_outputs(settings, config))
+        .foreachBatch(write_outputs(settings, config, run))
         .start()
     )
+    run["id"] = str(query.id)
+    return query
 
 
 def backfill_scores(bronze: DataFrame, settings: Settings, config: DetectorSetConfig) -> DataFrame:

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import email as email_parser
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from anomalake.alerts.delivery import Outbox, email, webhook
+from anomalake.alerts.delivery import (
+    DeliveryWorker,
+    Outbox,
+    channels_from_settings,
+    email,
+    queue_notifications,
+    webhook,
+)
+from anomalake.settings import Settings
 
 ALERT = {"alert_id": "a1", "entity": "pump-1", "rule": "overheating", "severity": "high"}
 
 
 class Receiver(BaseHTTPRequestHandler):
     fail_next = 0
+    status_when_down = 503
     received: list[dict[str, Any]] = []
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if Receiver.fail_next > 0:
             Receiver.fail_next -= 1
-            self.send_response(503)
+            self.send_response(Receiver.status_when_down)
         else:
             Receiver.received.append(json.loads(body))
             self.send_response(204)
@@ -37,11 +50,40 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture()
 def receiver() -> Iterator[str]:
     server = HTTPServer(("127.0.0.1", 0), Receiver)
-    Receiver.received, Receiver.fail_next = [], 0
+    Receiver.received, Receiver.fail_next, Receiver.status_when_down = [], 0, 503
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/hook"
     server.shutdown()
+    server.server_close()
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping every message it accepted."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(email_parser.message_from_bytes(data)["Subject"]) for _, data in self.messages]
+
+
+@pytest.fixture()
+def smtp() -> Iterator[tuple[int, Mailbox]]:
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, mailbox
+    controller.stop()
 
 
 def test_webhook_outage_is_retried_with_back_off_and_nothing_is_lost(
@@ -72,30 +114,146 @@ def test_a_dead_channel_does_not_block_the_others(receiver: str, tmp_path: Path)
     assert outbox.pending() == 1 and len(Receiver.received) == 1
 
 
-def test_email_reaches_a_local_smtp_server(tmp_path: Path) -> None:
-    import asyncore  # noqa: F401 - smtpd needs it (Python 3.11)
-    import smtpd
-
-    received: list[tuple[str, list[str], bytes]] = []
-
-    class Server(smtpd.SMTPServer):
-        def process_message(
-            self, peer: Any, mailfrom: str, rcpttos: list[str], data: bytes, **kwargs: Any
-        ) -> None:
-            received.append((mailfrom, rcpttos, data))
-
-    server = Server(("127.0.0.1", 0), None)
-    port = server.socket.getsockname()[1]
-    import asyncore as loop
-
-    thread = threading.Thread(target=loop.loop, kwargs={"timeout": 0.1, "count": 200}, daemon=True)
-    thread.start()
+def test_email_reaches_a_local_smtp_server(smtp: tuple[int, Mailbox], tmp_path: Path) -> None:
+    port, mailbox = smtp
     outbox = Outbox(tmp_path / "outbox.db")
     outbox.put("mail", ALERT, now=0)
     result = outbox.drain(
         {"mail": email("127.0.0.1", port, "anomalake@localhost", ["oncall@localhost"])}, now=0
     )
-    server.close()
     assert result == {"sent": 1, "failed": 0}
-    assert received[0][1] == ["oncall@localhost"]
-    assert b"overheating on pump-1" in received[0][2]
+    assert mailbox.messages[0][0] == ["oncall@localhost"]
+    assert mailbox.subjects() == ["[high] overheating on pump-1"]
+
+
+def test_the_same_notification_is_queued_once(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    assert outbox.put("hook", {**ALERT, "event": "opened"}, now=0)
+    assert not outbox.put("hook", {**ALERT, "event": "opened"}, now=1)
+    assert outbox.put("mail", {**ALERT, "event": "opened"}, now=1)  # another channel
+    assert outbox.put("hook", {**ALERT, "event": "escalated:critical"}, now=1)  # another event
+    assert outbox.pending() == 3
+    outbox.drain({"hook": lambda a: None, "mail": lambda a: None}, now=2)
+    # Sent notifications are remembered: queuing one again (a replayed batch) sends nothing.
+    assert not outbox.put("hook", {**ALERT, "event": "opened"}, now=3)
+    assert outbox.pending() == 0 and len(outbox.sent()) == 3
+
+
+def _alert(alert_id: str, entity: str, notify: bool, event: str | None) -> dict[str, Any]:
+    at = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+    return {
+        "alert_id": alert_id,
+        "use_case": "infra",
+        "entity": entity,
+        "rule": "t2",
+        "severity": "high",
+        "status": "open",
+        "detections": 3,
+        "first_event_time": at,
+        "last_event_time": at,
+        "notify": notify,
+        "event": event,
+    }
+
+
+def test_outage_end_to_end_each_alert_reaches_each_channel_exactly_once(
+    receiver: str, smtp: tuple[int, Mailbox], tmp_path: Path, settings: Settings
+) -> None:
+    port, mailbox = smtp
+    s = settings.model_copy(
+        update={
+            "home": tmp_path,
+            "alerts": settings.alerts.model_copy(
+                update={
+                    "webhook_url": receiver,
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": port,
+                    "email_to": ("oncall@localhost",),
+                    "retry_base_seconds": 10.0,
+                    "retry_max_seconds": 40.0,
+                }
+            ),
+        }
+    )
+    channels = channels_from_settings(s)
+    assert sorted(channels) == ["email", "webhook"]
+    outbox = Outbox.from_settings(s)
+    batch = [
+        _alert("a1", "pump-1", True, "opened"),
+        _alert("a2", "pump-2", True, "opened"),
+        _alert("a3", "pump-3", False, None),  # a replay or a folded detection
+    ]
+    Receiver.fail_next, Receiver.status_when_down = 10**6, 500  # the webhook is down
+    assert queue_notifications(outbox, channels, batch, now=0) == 4
+    assert queue_notifications(outbox, channels, batch, now=0) == 0  # the batch replayed
+
+    assert outbox.drain(channels, now=0) == {"sent": 2, "failed": 2}  # e-mail is not blocked
+    assert len(mailbox.messages) == 2 and Receiver.received == []
+    assert outbox.drain(channels, now=9.9) == {"sent": 0, "failed": 0}  # back-off: 10 s
+    assert outbox.drain(channels, now=10) == {"sent": 0, "failed": 2}  # still down
+    assert outbox.drain(channels, now=29.9) == {"sent": 0, "failed": 0}  # back-off: 20 s
+    Receiver.fail_next = 0  # the webhook is back
+    # A restart in between: the outbox is durable.
+    outbox = Outbox.from_settings(s)
+    assert outbox.pending("webhook") == 2 and outbox.pending("email") == 0
+    assert outbox.drain(channels, now=30) == {"sent": 2, "failed": 0}
+    assert outbox.drain(channels, now=1000) == {"sent": 0, "failed": 0}
+    assert queue_notifications(outbox, channels, batch, now=1000) == 0  # replayed again
+
+    escalated = [{**batch[0], "severity": "critical", "event": "escalated:critical"}]
+    assert queue_notifications(outbox, channels, escalated, now=1001) == 2
+    assert outbox.drain(channels, now=1001) == {"sent": 2, "failed": 0}
+
+    hooks = [(a["alert_id"], a["event"]) for a in Receiver.received]
+    assert sorted(hooks) == [("a1", "escalated:critical"), ("a1", "opened"), ("a2", "opened")]
+    assert Receiver.received[0]["first_event_time"] == "2026-01-05T09:30:00+00:00"
+    assert sorted(mailbox.subjects()) == [
+        "[critical] t2 on pump-1",
+        "[high] t2 on pump-1",
+        "[high] t2 on pump-2",
+    ]
+    assert outbox.pending() == 0
+
+
+def test_channels_from_settings_only_configured_ones(settings: Settings) -> None:
+    assert channels_from_settings(settings) == {}
+    only_hook = settings.model_copy(
+        update={"alerts": settings.alerts.model_copy(update={"webhook_url": "http://x/"})}
+    )
+    assert list(channels_from_settings(only_hook)) == ["webhook"]
+    no_recipient = settings.model_copy(
+        update={"alerts": settings.alerts.model_copy(update={"smtp_host": "127.0.0.1"})}
+    )
+    assert channels_from_settings(no_recipient) == {}
+
+
+def test_worker_drains_in_the_background_survives_failures_and_stops(
+    receiver: str, tmp_path: Path
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", base_delay=0.05, max_delay=0.1)
+    calls = {"boom": 0}
+
+    def boom(alert: Any) -> None:
+        calls["boom"] += 1
+        raise RuntimeError("channel exploded")
+
+    worker = DeliveryWorker(outbox, {"hook": webhook(receiver), "boom": boom}, every_seconds=0.05)
+    real_drain = outbox.drain
+    failures = iter([OSError("disk full")])
+
+    def flaky_drain(*args: Any, **kwargs: Any) -> dict[str, int]:
+        for exc in failures:  # the first drain fails as a whole
+            raise exc
+        return real_drain(*args, **kwargs)
+
+    outbox.drain = flaky_drain  # type: ignore[method-assign]
+    Receiver.fail_next = 2
+    worker.start()
+    queue_notifications(outbox, worker.channels, [{**ALERT, "notify": True, "event": "opened"}])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (outbox.pending("hook") or calls["boom"] < 3):
+        time.sleep(0.05)
+    worker.stop()
+    assert not worker.is_alive() and worker.drains >= 3
+    assert [a["alert_id"] for a in Receiver.received] == ["a1"]
+    assert outbox.pending("hook") == 0 and outbox.pending("boom") == 1 and calls["boom"] >= 3

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from anomalake.alerts.lifecycle import AlertBook, severity_from_score
+from anomalake.alerts.lifecycle import (
+    AlertBook,
+    Detection,
+    fold,
+    make_alert_id,
+    severity_from_score,
+)
 
 
 def test_severity_from_score() -> None:
@@ -53,3 +61,55 @@ def test_replayed_detections_are_recorded_but_never_sent() -> None:
 def test_unknown_alert_id() -> None:
     with pytest.raises(KeyError):
         AlertBook().acknowledge("nope")
+
+
+def test_three_detections_make_one_open_alert_counted_three() -> None:
+    book = AlertBook()
+    events = [book.detect("pump-1", "overheating", 0.95, at=t) for t in (0, 5, 9)]
+    assert [notify for _, notify in events] == [True, False, False]
+    (alert,) = book.alerts.values()
+    assert alert.status == "open" and alert.count == 3
+    assert (alert.first_seen, alert.last_seen) == (0, 9)
+
+
+def test_acknowledged_alert_keeps_folding_and_cannot_be_acknowledged_twice() -> None:
+    book = AlertBook()
+    alert, _ = book.detect("p", "r", 0.95, at=0)
+    book.acknowledge(alert.alert_id)
+    folded, notify = book.detect("p", "r", 0.95, at=1000)
+    assert not notify and folded.alert_id == alert.alert_id
+    assert folded.status == "acknowledged" and folded.count == 2
+    with pytest.raises(ValueError, match="already|only open"):
+        book.acknowledge(alert.alert_id)
+    book.resolve(alert.alert_id, at=1001)
+    with pytest.raises(ValueError):
+        book.resolve(alert.alert_id, at=1002)
+
+
+def test_fold_of_aggregated_detections_and_events() -> None:
+    opened, event = fold(None, Detection("p", "r", 0.95, 10, 20, count=4), suppress=60)
+    assert event == "opened" and (opened.count, opened.first_seen, opened.last_seen) == (4, 10, 20)
+    assert opened.severity == "medium" and len(opened.alert_id) == 32
+    again, event = fold(opened, Detection("p", "r", 0.999, 5, 30, count=2), suppress=60)
+    assert event == "escalated:critical" and again.count == 6
+    assert (again.first_seen, again.last_seen, again.max_score) == (5, 30, 0.999)
+    same, event = fold(again, Detection("p", "r", 0.995, 40), suppress=60)
+    assert event is None and same.severity == "critical"
+
+
+def test_live_detection_on_an_alert_only_a_replay_saw_is_news() -> None:
+    replayed, event = fold(None, Detection("p", "r", 0.95, 0, origin="backfill"), suppress=60)
+    assert event is None and replayed.replay
+    live, event = fold(replayed, Detection("p", "r", 0.95, 10), suppress=60)
+    assert event == "opened" and live.alert_id == replayed.alert_id and not live.replay
+    again, event = fold(live, Detection("p", "r", 0.9999, 11, origin="replay"), suppress=60)
+    assert event is None and again.severity == "critical"  # recorded, not sent
+
+
+def test_alert_id_is_deterministic_and_differs_after_a_resolved_twin() -> None:
+    assert make_alert_id("infra", "p", "r", 1) == make_alert_id("infra", "p", "r", 1)
+    assert make_alert_id("infra", "p", "r", 1) != make_alert_id("markets", "p", "r", 1)
+    first, _ = fold(None, Detection("p", "r", 0.95, 0), suppress=60)
+    closed = replace(first, status="resolved", resolved_at=1)
+    reopened, event = fold(closed, Detection("p", "r", 0.95, 0), suppress=60, now=500)
+    assert event == "opened" and reopened.alert_id != first.alert_id
