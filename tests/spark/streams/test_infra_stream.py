@@ -46,12 +46,20 @@ def _isolated(settings: Settings, tmp_path: Path, webhook: str) -> Settings:
 
 
 class _Receiver(BaseHTTPRequestHandler):
+    """A webhook that is down (HTTP 503) for its first ``outage`` requests, then accepts."""
+
     received: list[dict[str, Any]] = []
+    refused = 0
+    outage = 2
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Receiver.received.append(json.loads(body))
-        self.send_response(200)
+        if _Receiver.refused < _Receiver.outage:
+            _Receiver.refused += 1
+            self.send_response(503)
+        else:
+            _Receiver.received.append(json.loads(body))
+            self.send_response(200)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -163,5 +171,7 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     assert replayed["detections"].sum() > len(replayed), "detections fold into open alerts"
     live = alerts[alerts["entity"] == "pump09"]
     assert live["rule"].tolist() == ["overheating"] and live["detections"].tolist() == [3]
-    # only the live alert reached people, once; replayed anomalies never do
+    # only the live alert reached people, once, after the webhook's outage; replayed
+    # anomalies never do
+    assert _Receiver.refused == _Receiver.outage
     assert [(a["entity"], a["rule"]) for a in _Receiver.received] == [("pump09", "overheating")]
