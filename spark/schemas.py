@@ -9,7 +9,17 @@ from pyspark.sql.types import (
     StringType,
     StructField,
     StructType,
+    TimestampType,
 )
+
+#: Where a record came from: its key and Kafka coordinates, kept on every output row.
+KAFKA_RECORD_FIELDS = [
+    StructField("key", StringType()),
+    StructField("topic", StringType()),
+    StructField("partition", IntegerType()),
+    StructField("offset", LongType()),
+    StructField("kafka_timestamp", TimestampType()),
+]
 
 MARKET_BAR = StructType(
     [

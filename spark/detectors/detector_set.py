@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import yaml
@@ -42,6 +42,7 @@ import yaml
 from anomalake.errors import AnomalakeError
 from spark.detectors.multivariate import EwmaT2, HotellingT2
 from spark.detectors.rules import Rule, fired, parse_rules
+from spark.detectors.state import JsonState
 from spark.detectors.univariate import (
     CountSpike,
     EwmaBand,
@@ -56,7 +57,7 @@ RULE_SCORES = {"low": 0.9, "medium": 0.99, "high": 0.999, "critical": 1.0}
 
 
 @dataclass
-class ForecastErrorChange:
+class ForecastErrorChange(JsonState):
     """Change detection on a model's prediction errors: Page-Hinkley on ``|x - forecast|``.
 
     The model is an EWMA one-step forecast (``alpha``); the absolute errors, divided by
@@ -72,6 +73,8 @@ class ForecastErrorChange:
     error_scale: float = 0.0
     n: int = 0
     test: PageHinkley = field(default_factory=PageHinkley)
+
+    _nested: ClassVar[dict[str, type[JsonState]]] = {"test": PageHinkley}
 
     def __post_init__(self) -> None:
         if self.test.n == 0 and self.test.cumulative == 0.0:
@@ -91,27 +94,9 @@ class ForecastErrorChange:
             return 0.0
         return self.test.update(error / self.error_scale if self.error_scale > 1e-12 else 0.0)
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "alpha": self.alpha,
-            "delta": self.delta,
-            "threshold": self.threshold,
-            "warmup": self.warmup,
-            "forecast": self.forecast,
-            "error_scale": self.error_scale,
-            "n": self.n,
-            "test": self.test.state(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ForecastErrorChange:
-        """Rebuild from :meth:`state`."""
-        return cls(**{**state, "test": PageHinkley.from_state(state["test"])})
-
 
 @dataclass
-class WindowCount:
+class WindowCount(JsonState):
     """Readings per event-time window of ``window_seconds``, scored by :class:`CountSpike`.
 
     A reading that opens a new window closes the previous one and the empty windows in
@@ -126,6 +111,8 @@ class WindowCount:
     window: int | None = None
     count: int = 0
     spike: CountSpike = field(default_factory=CountSpike)
+
+    _nested: ClassVar[dict[str, type[JsonState]]] = {"spike": CountSpike}
 
     def __post_init__(self) -> None:
         if self.spike.n == 0:
@@ -145,23 +132,6 @@ class WindowCount:
             score = max(score, self.spike.update(0))
         self.window, self.count = index, 1
         return score
-
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "window_seconds": self.window_seconds,
-            "alpha": self.alpha,
-            "warmup": self.warmup,
-            "max_gap_windows": self.max_gap_windows,
-            "window": self.window,
-            "count": self.count,
-            "spike": self.spike.state(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> WindowCount:
-        """Rebuild from :meth:`state`."""
-        return cls(**{**state, "spike": CountSpike.from_state(state["spike"])})
 
 
 #: kind -> (class, input): ``value`` one field, ``vector`` several, ``time`` event time only,

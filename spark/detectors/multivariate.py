@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 from scipy.stats import chi2
 
+from spark.detectors.state import JsonState
+
 
 @dataclass
-class HotellingT2:
+class HotellingT2(JsonState):
     """Hotelling's T² of each vector against the first ``warmup`` vectors (the normal regime).
 
     During warm-up it accumulates the mean and covariance (Welford, one pass) and scores 0;
@@ -25,6 +27,7 @@ class HotellingT2:
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
     inverse: np.ndarray | None = field(default=None, repr=False)
+    _derived: ClassVar[tuple[str, ...]] = ("inverse",)
 
     def update(self, x: np.ndarray | list[float]) -> float:
         """Score one vector (0 during warm-up)."""
@@ -47,30 +50,9 @@ class HotellingT2:
         t2 = float(d @ self.inverse @ d)
         return float(chi2.cdf(t2, df=v.size))
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "warmup": self.warmup,
-            "ridge": self.ridge,
-            "n": self.n,
-            "mean": None if self.mean is None else self.mean.tolist(),
-            "m2": None if self.m2 is None else self.m2.tolist(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> HotellingT2:
-        """Rebuild from :meth:`state`."""
-        return cls(
-            warmup=state["warmup"],
-            ridge=state["ridge"],
-            n=state["n"],
-            mean=None if state["mean"] is None else np.asarray(state["mean"]),
-            m2=None if state["m2"] is None else np.asarray(state["m2"]),
-        )
-
 
 @dataclass
-class EwmaT2:
+class EwmaT2(JsonState):
     """T² of each vector against exponentially weighted mean and covariance (adapts to drift).
 
     Each vector is scored against the estimates *before* it is learnt, as
@@ -106,32 +88,9 @@ class EwmaT2:
         self.n += 1
         return score
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "alpha": self.alpha,
-            "warmup": self.warmup,
-            "ridge": self.ridge,
-            "n": self.n,
-            "mean": None if self.mean is None else self.mean.tolist(),
-            "cov": None if self.cov is None else self.cov.tolist(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EwmaT2:
-        """Rebuild from :meth:`state`."""
-        return cls(
-            alpha=state["alpha"],
-            warmup=state["warmup"],
-            ridge=state["ridge"],
-            n=state["n"],
-            mean=None if state["mean"] is None else np.asarray(state["mean"]),
-            cov=None if state["cov"] is None else np.asarray(state["cov"]),
-        )
-
 
 @dataclass
-class MewmaT2:
+class MewmaT2(JsonState):
     """Multivariate EWMA chart: Hotelling's T² of a smoothed vector (Lowry et al., 1992).
 
     Like :class:`HotellingT2` it learns the mean and covariance of the first ``warmup``
@@ -151,6 +110,7 @@ class MewmaT2:
     m2: np.ndarray | None = None
     z: np.ndarray | None = None
     inverse: np.ndarray | None = field(default=None, repr=False)
+    _derived: ClassVar[tuple[str, ...]] = ("inverse",)
 
     def update(self, x: np.ndarray | list[float]) -> float:
         """Score one vector (0 during warm-up)."""
@@ -173,32 +133,3 @@ class MewmaT2:
         self.z = self.lam * v + (1.0 - self.lam) * z
         d = self.z - self.mean
         return float(chi2.cdf(float(d @ self.inverse @ d), df=v.size))
-
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "warmup": self.warmup,
-            "lam": self.lam,
-            "ridge": self.ridge,
-            "n": self.n,
-            "mean": None if self.mean is None else self.mean.tolist(),
-            "m2": None if self.m2 is None else self.m2.tolist(),
-            "z": None if self.z is None else self.z.tolist(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> MewmaT2:
-        """Rebuild from :meth:`state`."""
-
-        def array(key: str) -> np.ndarray | None:
-            return None if state[key] is None else np.asarray(state[key], dtype=float)
-
-        return cls(
-            warmup=state["warmup"],
-            lam=state["lam"],
-            ridge=state["ridge"],
-            n=state["n"],
-            mean=array("mean"),
-            m2=array("m2"),
-            z=array("z"),
-        )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+
+from spark.detectors.state import JsonState
 
 
 def z_score_to_unit(z: float) -> float:
@@ -20,7 +21,7 @@ def z_score_to_unit(z: float) -> float:
 
 
 @dataclass
-class RollingZScore:
+class RollingZScore(JsonState):
     """Distance from the mean of the last ``window`` values, in their standard deviations.
 
     The simple-moving-average baseline with a deviation band: ``|x - SMA| > k * std`` is
@@ -56,30 +57,9 @@ class RollingZScore:
             self.total_sq -= old * old
         return score
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "window": self.window,
-            "warmup": self.warmup,
-            "values": list(self.values),
-            "total": self.total,
-            "total_sq": self.total_sq,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RollingZScore:
-        """Rebuild from :meth:`state`, running sums included (bit-identical scores)."""
-        return cls(
-            window=state["window"],
-            warmup=state["warmup"],
-            values=deque(state["values"]),
-            total=state["total"],
-            total_sq=state["total_sq"],
-        )
-
 
 @dataclass
-class EwmaBand:
+class EwmaBand(JsonState):
     """Exponentially weighted moving average and variance; score from the EW z-score.
 
     ``alpha`` is the weight of the newest value (half-life ``ln 2 / -ln(1 - alpha)``).
@@ -112,24 +92,9 @@ class EwmaBand:
         self.n += 1
         return score
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "alpha": self.alpha,
-            "warmup": self.warmup,
-            "mean": self.mean,
-            "var": self.var,
-            "n": self.n,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EwmaBand:
-        """Rebuild from :meth:`state`."""
-        return cls(**state)
-
 
 @dataclass
-class ThresholdDuration:
+class ThresholdDuration(JsonState):
     """Fires while the value has been outside ``[low, high]`` for at least ``duration``.
 
     Time-based: ``update(x, t)`` takes the observation time in seconds. Score 1 while
@@ -150,18 +115,9 @@ class ThresholdDuration:
             self.since = t
         return 1.0 if t - self.since >= self.duration else 0.0
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {"low": self.low, "high": self.high, "duration": self.duration, "since": self.since}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ThresholdDuration:
-        """Rebuild from :meth:`state`."""
-        return cls(**state)
-
 
 @dataclass
-class PageHinkley:
+class PageHinkley(JsonState):
     """Page-Hinkley test for an increase in the mean, e.g. of a model's prediction errors.
 
     ``m_t = sum(x_i - mean_i - delta)``; alarm when ``m_t - min(m) > threshold``; the test
@@ -191,26 +147,9 @@ class PageHinkley:
             return 1.0
         return max(stat, 0.0)
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {
-            "delta": self.delta,
-            "threshold": self.threshold,
-            "warmup": self.warmup,
-            "n": self.n,
-            "mean": self.mean,
-            "cumulative": self.cumulative,
-            "minimum": self.minimum,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PageHinkley:
-        """Rebuild from :meth:`state`."""
-        return cls(**state)
-
 
 @dataclass
-class CountSpike:
+class CountSpike(JsonState):
     """Event-frequency spikes or dips: a window's count against the EW mean of past counts.
 
     Feed it the count of each closed window (the stream counts per key and window). Score
@@ -231,15 +170,6 @@ class CountSpike:
         self.n += 1
         return score
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {"alpha": self.alpha, "warmup": self.warmup, "rate": self.rate, "n": self.n}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> CountSpike:
-        """Rebuild from :meth:`state`."""
-        return cls(**state)
-
 
 def combine(scores: list[float], weights: list[float] | None = None, how: str = "max") -> float:
     """Several detectors' scores as one in [0, 1]: their maximum or weighted mean."""
@@ -252,7 +182,7 @@ def combine(scores: list[float], weights: list[float] | None = None, how: str = 
 
 
 @dataclass
-class PeakFilter:
+class PeakFilter(JsonState):
     """Passes a score only when it beats every score of the previous ``window`` rows.
 
     Feed it another detector's scores. A sustained excursion then yields one high score at
@@ -272,18 +202,9 @@ class PeakFilter:
             self.recent.popleft()
         return out
 
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {"window": self.window, "recent": list(self.recent)}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PeakFilter:
-        """Rebuild from :meth:`state`."""
-        return cls(window=state["window"], recent=deque(state["recent"]))
-
 
 @dataclass
-class HoldFilter:
+class HoldFilter(JsonState):
     """The maximum of the last ``window`` scores: an alarm is held for ``window`` rows.
 
     Feed it another detector's scores. It bridges short gaps inside a long anomaly (one
@@ -300,12 +221,3 @@ class HoldFilter:
         if len(self.recent) > self.window:
             self.recent.popleft()
         return max(self.recent)
-
-    def state(self) -> dict[str, Any]:
-        """JSON-able state."""
-        return {"window": self.window, "recent": list(self.recent)}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> HoldFilter:
-        """Rebuild from :meth:`state`."""
-        return cls(window=state["window"], recent=deque(state["recent"]))

@@ -38,8 +38,6 @@ from pyspark.sql.types import (
     ArrayType,
     BooleanType,
     DoubleType,
-    IntegerType,
-    LongType,
     MapType,
     StringType,
     StructField,
@@ -49,6 +47,7 @@ from pyspark.sql.types import (
 
 from anomalake.settings import Settings
 from spark.detectors.detector_set import DetectorSet, DetectorSetConfig, rule_score
+from spark.schemas import KAFKA_RECORD_FIELDS
 from spark.tables import append_once
 
 if TYPE_CHECKING:
@@ -61,13 +60,6 @@ SCHEMA_VERSION = 1
 ORIGINS = ("live", "replay")
 #: The alert rule name of a reading whose combined score crossed the threshold.
 SCORE_RULE = "anomaly_score"
-KAFKA_FIELDS = [
-    StructField("key", StringType()),
-    StructField("topic", StringType()),
-    StructField("partition", IntegerType()),
-    StructField("offset", LongType()),
-    StructField("kafka_timestamp", TimestampType()),
-]
 SCORED = StructType(
     [
         StructField("asset", StringType()),
@@ -80,7 +72,7 @@ SCORED = StructType(
         StructField("rules", ArrayType(StringType())),
         StructField("reason", StringType()),
         StructField("raw_value", StringType()),
-        *KAFKA_FIELDS,
+        *KAFKA_RECORD_FIELDS,
     ]
 )
 STATE = StructType([StructField("state", StringType())])
@@ -224,7 +216,7 @@ def _row(
         "anomaly": None,
         "rules": None,
         **scored,
-        **{f.name: record.get(f.name) for f in KAFKA_FIELDS},
+        **{f.name: record.get(f.name) for f in KAFKA_RECORD_FIELDS},
     }
     base["raw_value"] = record.get("raw_value") if base.get("reason") else None
     return base
@@ -346,7 +338,7 @@ def quarantine_rows(scored: DataFrame) -> DataFrame:
         "reason",
         "asset",
         "event_time",
-        *(f.name for f in KAFKA_FIELDS),
+        *(f.name for f in KAFKA_RECORD_FIELDS),
         F.current_timestamp().alias("quarantined_at"),
     )
 
@@ -507,15 +499,18 @@ def backfill_scores(bronze: DataFrame, settings: Settings, config: DetectorSetCo
     sensors = settings.infra.sensors
     out_schema = StructType(
         [
-            StructField("asset", StringType()),
-            StructField("event_time", TimestampType()),
-            StructField("partition", IntegerType()),
-            StructField("offset", LongType()),
-            StructField("score", DoubleType()),
-            StructField("scores", MapType(StringType(), DoubleType())),
-            StructField("anomaly", BooleanType()),
-            StructField("rules", ArrayType(StringType())),
-            StructField("origin", StringType()),
+            SCORED[name]
+            for name in (
+                "asset",
+                "event_time",
+                "partition",
+                "offset",
+                "score",
+                "scores",
+                "anomaly",
+                "rules",
+                "origin",
+            )
         ]
     )
 

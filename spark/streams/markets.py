@@ -38,6 +38,7 @@ from pyspark.sql.types import (
 
 from anomalake.settings import MarketsSettings, Settings
 from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
+from spark.schemas import KAFKA_RECORD_FIELDS
 from spark.tables import append_once
 
 if TYPE_CHECKING:
@@ -54,13 +55,6 @@ RAW_BAR = StructType(
         for name in ("v", "symbol", "timestamp", "open", "high", "low", "close", "volume")
     ]
 )
-KAFKA_COLUMNS = [
-    StructField("key", StringType()),
-    StructField("topic", StringType()),
-    StructField("partition", IntegerType()),
-    StructField("offset", LongType()),
-    StructField("kafka_timestamp", TimestampType()),
-]
 VALIDATED = StructType(
     [
         StructField("symbol", StringType()),
@@ -71,7 +65,7 @@ VALIDATED = StructType(
         StructField("schema_version", IntegerType()),
         StructField("reason", StringType()),
         StructField("raw_value", StringType()),
-        *KAFKA_COLUMNS,
+        *KAFKA_RECORD_FIELDS,
     ]
 )
 SCORED = StructType(
