@@ -21,7 +21,8 @@ from typing import Literal
 Status = Literal["open", "acknowledged", "resolved"]
 STATUSES: tuple[Status, ...] = ("open", "acknowledged", "resolved")
 SEVERITIES = ("low", "medium", "high", "critical")
-ORIGINS = ("live", "replay", "backfill")
+#: Score cut-offs of medium, high and critical (``AlertsSettings.severity_cuts``).
+DEFAULT_CUTS = (0.9, 0.99, 0.999)
 SILENT_ORIGINS = frozenset({"replay", "backfill"})
 # action -> (statuses it applies to, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[Status, ...], Status]] = {
@@ -30,10 +31,16 @@ TRANSITIONS: dict[str, tuple[tuple[Status, ...], Status]] = {
 }
 
 
-def severity_from_score(score: float, cuts: tuple[float, float, float] = (0.9, 0.99, 0.999)) -> str:
+def severity_from_score(score: float, cuts: tuple[float, float, float] = DEFAULT_CUTS) -> str:
     """Map an anomaly score in [0, 1] to low / medium / high / critical."""
     level = sum(score >= c for c in cuts)
     return SEVERITIES[level]
+
+
+def score_of_severity(severity: str, cuts: tuple[float, float, float] = DEFAULT_CUTS) -> float:
+    """The lowest score that :func:`severity_from_score` maps to ``severity`` (low: 0)."""
+    level = SEVERITIES.index(severity)
+    return 0.0 if level == 0 else cuts[level - 1]
 
 
 def make_alert_id(use_case: str, entity: str, rule: str, opened: object) -> str:
@@ -104,7 +111,7 @@ def fold(
     detection: Detection,
     *,
     suppress: float,
-    cuts: tuple[float, float, float] = (0.9, 0.99, 0.999),
+    cuts: tuple[float, float, float] = DEFAULT_CUTS,
     use_case: str = "",
     now: float | None = None,
 ) -> tuple[Alert, str | None]:
@@ -163,7 +170,7 @@ class AlertBook:
 
     suppress_seconds: float = 300.0
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
-    cuts: tuple[float, float, float] = (0.9, 0.99, 0.999)
+    cuts: tuple[float, float, float] = DEFAULT_CUTS
 
     def detect(
         self, entity: str, rule: str, score: float, at: float, replay: bool = False

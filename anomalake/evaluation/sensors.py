@@ -21,7 +21,8 @@ from anomalake.evaluation.metrics import (
     point_metrics,
     runs,
 )
-from anomalake.loaders.skab import load_run, skab_files
+from anomalake.evaluation.skab import labelled_runs
+from anomalake.loaders.skab import load_run
 from anomalake.replay import infra_messages
 from anomalake.settings import Settings
 from spark.detectors.detector_set import DetectorSetConfig
@@ -42,7 +43,7 @@ def evaluate_files(path: Path, settings: Settings, config: DetectorSetConfig) ->
     from spark.streams.infra import score_messages
 
     points, events = PointMetrics(0, 0, 0, 0), EventMetrics()
-    files = [f for f in skab_files(path) if "anomaly-free" not in f.parts]
+    files = labelled_runs(path)
     readings = 0
     for file in files:
         run = load_run(file)

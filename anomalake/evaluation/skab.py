@@ -21,22 +21,12 @@ from anomalake.evaluation.metrics import (
     point_metrics,
 )
 from anomalake.evaluation.metrics import runs as runs_of
-
-LABELS = ("anomaly", "changepoint")
-
-
-def load_run(path: Path) -> pd.DataFrame:
-    """One run, indexed by time, sensors as float columns plus the label columns."""
-    frame = pd.read_csv(path, sep=";", parse_dates=["datetime"]).set_index("datetime")
-    missing = [c for c in LABELS if c not in frame.columns]
-    if missing and "anomaly-free" not in path.name:
-        raise AnomalakeError(f"{path}: no {missing} column", "expected a SKAB-format file")
-    return frame.sort_index()
+from anomalake.loaders.skab import LABELS, load_run, skab_files
 
 
 def labelled_runs(root: Path) -> list[Path]:
-    """Every run with anomaly labels under ``root`` (the anomaly-free run left out)."""
-    runs = sorted(p for p in root.rglob("*.csv") if "anomaly-free" not in p.parts)
+    """Every labelled run under ``root`` (no anomaly-free run, labels.csv or faults.csv)."""
+    runs = [p for p in skab_files(root) if "anomaly-free" not in p.parts]
     if not runs:
         raise AnomalakeError(f"no SKAB runs under {root}", "point at the SKAB folder")
     return runs

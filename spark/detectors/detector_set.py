@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 import yaml
 
+from anomalake.alerts.lifecycle import SEVERITIES
 from anomalake.errors import AnomalakeError
 from spark.detectors.multivariate import EwmaT2, HotellingT2
 from spark.detectors.rules import Rule, fired, parse_rules
@@ -51,9 +52,6 @@ from spark.detectors.univariate import (
     ThresholdDuration,
     combine,
 )
-
-#: The score a fired YAML rule's detection carries, by the rule's severity.
-RULE_SCORES = {"low": 0.9, "medium": 0.99, "high": 0.999, "critical": 1.0}
 
 
 @dataclass
@@ -209,6 +207,12 @@ class DetectorSetConfig:
         if doc.get("combine", "max") not in ("max", "mean"):
             raise AnomalakeError("combine must be max or mean", "fix the detectors YAML")
         rules = tuple(parse_rules(yaml.safe_dump({"rules": doc.get("rules", [])})))
+        for rule in rules:
+            if rule.severity not in SEVERITIES:
+                raise AnomalakeError(
+                    f"rule {rule.name!r}: unknown severity {rule.severity!r}",
+                    f"use one of {', '.join(SEVERITIES)}",
+                )
         return cls(
             tuple(specs), rules, float(doc.get("threshold", 0.999)), doc.get("combine", "max")
         )
@@ -275,8 +279,3 @@ def _feed(
     if how == "time":
         return update(t)
     return update(np.array([record[n] for n in names], dtype=float))
-
-
-def rule_score(rule: Rule) -> float:
-    """The score of a fired rule's detection, from its severity."""
-    return RULE_SCORES.get(rule.severity, 0.99)

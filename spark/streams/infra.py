@@ -27,7 +27,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +45,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from anomalake.alerts.lifecycle import score_of_severity
+from anomalake.producer import SCHEMA_VERSION
 from anomalake.settings import Settings
-from spark.detectors.detector_set import DetectorSet, DetectorSetConfig, rule_score
+from spark.detectors.detector_set import DetectorSet, DetectorSetConfig
 from spark.schemas import KAFKA_RECORD_FIELDS
 from spark.tables import append_once
 
@@ -56,7 +58,6 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
 ORIGINS = ("live", "replay")
 #: The alert rule name of a reading whose combined score crossed the threshold.
 SCORE_RULE = "anomaly_score"
@@ -154,7 +155,6 @@ class AssetState:
     detectors: DetectorSet
     last_t: float | None = None
     readings: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Serialise for the state store (floats round-trip exactly)."""
@@ -343,12 +343,15 @@ def quarantine_rows(scored: DataFrame) -> DataFrame:
     )
 
 
-def detections(scored: DataFrame, config: DetectorSetConfig) -> DataFrame:
+def detections(
+    scored: DataFrame, config: DetectorSetConfig, cuts: tuple[float, float, float]
+) -> DataFrame:
     """Alert-lifecycle detections: one per anomalous reading, and one per fired rule.
 
     Columns ``entity, rule, score, event_time, origin, details`` (JSON: the combined
-    score, each detector's and the sensor values). A fired rule's score comes from its
-    severity (:data:`~spark.detectors.detector_set.RULE_SCORES`).
+    score, each detector's and the sensor values). A fired rule's score is the lowest
+    score of its declared severity under the alert ``cuts``, so its alert has that
+    severity.
     """
     accepted = scored.where(F.col("reason").isNull())
     details = F.to_json(F.struct("score", "scores", "values", "topic", "partition", "offset"))
@@ -360,11 +363,13 @@ def detections(scored: DataFrame, config: DetectorSetConfig) -> DataFrame:
         "origin",
         details.alias("details"),
     )
-    rule_scores = (
-        F.create_map(*(x for r in config.rules for x in (F.lit(r.name), F.lit(rule_score(r)))))
-        if config.rules
-        else F.create_map().cast("map<string,double>")
-    )
+    rule_scores = F.create_map(
+        *(
+            x
+            for r in config.rules
+            for x in (F.lit(r.name), F.lit(score_of_severity(r.severity, cuts)))
+        )
+    ).cast("map<string,double>")
     fired = accepted.where(F.size("rules") > 0).select(
         F.col("asset").alias("entity"),
         F.explode("rules").alias("rule"),
@@ -375,7 +380,7 @@ def detections(scored: DataFrame, config: DetectorSetConfig) -> DataFrame:
     fired = fired.select(
         "entity",
         "rule",
-        F.coalesce(rule_scores[F.col("rule")], F.lit(1.0)).alias("score"),
+        rule_scores[F.col("rule")].alias("score"),
         "event_time",
         "origin",
         "details",
@@ -432,7 +437,7 @@ def write_outputs(
                 settings,
                 table=i.alerts_table,
                 use_case="infra",
-                detections=detections(batch, config),
+                detections=detections(batch, config, settings.alerts.severity_cuts),
                 batch_id=batch_id,
                 query=applied_as,
                 before_commit=for_people,

@@ -113,3 +113,13 @@ def test_alert_id_is_deterministic_and_differs_after_a_resolved_twin() -> None:
     closed = replace(first, status="resolved", resolved_at=1)
     reopened, event = fold(closed, Detection("p", "r", 0.95, 0), suppress=60, now=500)
     assert event == "opened" and reopened.alert_id != first.alert_id
+
+
+def test_a_severity_maps_to_a_score_that_maps_back_to_it() -> None:
+    from anomalake.alerts.lifecycle import SEVERITIES, score_of_severity, severity_from_score
+
+    for severity in SEVERITIES:
+        assert severity_from_score(score_of_severity(severity)) == severity
+    assert (
+        severity_from_score(score_of_severity("high", (0.5, 0.6, 0.7)), (0.5, 0.6, 0.7)) == "high"
+    )

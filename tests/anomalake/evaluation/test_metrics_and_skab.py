@@ -64,3 +64,11 @@ def test_the_shared_skab_runs_load() -> None:
     assert len(runs) == 34
     frame = load_run(runs[0])
     assert len([c for c in frame.columns if c not in ("anomaly", "changepoint")]) == 8
+
+
+def test_labelled_runs_of_a_generated_folder_are_the_runs_only(tmp_path: Path) -> None:
+    from anomalake.evaluation.skab import labelled_runs
+    from anomalake.generators.infra import write_infra_files
+
+    write_infra_files(tmp_path, assets=2, hours=0.1, bad_rows=True)
+    assert [p.name for p in labelled_runs(tmp_path)] == ["pump01.csv", "pump02.csv"]

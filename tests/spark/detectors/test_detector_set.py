@@ -51,6 +51,10 @@ def test_config_parses_and_rejects_bad_entries() -> None:
         DetectorSetConfig.from_yaml("detectors: [{name: x, kind: ewma, field: zz}]", FIELDS)
     with pytest.raises(AnomalakeError, match="kind is one of"):
         DetectorSetConfig.from_yaml("detectors: [{name: x, kind: magic, field: a}]", FIELDS)
+    with pytest.raises(AnomalakeError, match="unknown severity"):
+        DetectorSetConfig.from_yaml(
+            "rules: [{name: r, severity: urgent, all: [{field: a, op: '>', value: 1}]}]", FIELDS
+        )
     with pytest.raises(AnomalakeError, match="bad params"):
         DetectorSetConfig.from_yaml(
             "detectors: [{name: x, kind: ewma, field: a, params: {beta: 1}}]", FIELDS

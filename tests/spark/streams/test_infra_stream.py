@@ -171,6 +171,7 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     assert replayed["detections"].sum() > len(replayed), "detections fold into open alerts"
     live = alerts[alerts["entity"] == "pump09"]
     assert live["rule"].tolist() == ["overheating"] and live["detections"].tolist() == [3]
+    assert live["severity"].tolist() == ["high"], "the rule's declared severity"
     # only the live alert reached people, once, after the webhook's outage; replayed
     # anomalies never do
     assert _Receiver.refused == _Receiver.outage
