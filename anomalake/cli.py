@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from anomalake.errors import AnomalakeError
-from anomalake.settings import get_settings
+from anomalake.settings import PROJECT_ROOT, get_settings
 
 app = typer.Typer(
     help="Anomalake: anomaly detection over event streams and their history.",
@@ -500,7 +500,7 @@ app.add_typer(tune_app, name="tune")
 
 
 def _tuned_path(out: Path | None, dataset: str) -> Path:
-    return out if out is not None else Path("docs") / "tuned" / f"{dataset}.json"
+    return out if out is not None else PROJECT_ROOT / "docs" / "tuned" / f"{dataset}.json"
 
 
 def _held_out_lines(tuned: Any, echo: Callable[[str], None], what: str) -> None:
@@ -850,6 +850,7 @@ def eval_infra(
     ] = None,
 ) -> None:
     """The infra detector set, through the stream's own step, on labelled sensor runs."""
+    from anomalake.evaluation.report import events_line, points_line
     from anomalake.evaluation.sensors import evaluate_files
     from spark.detectors.detector_set import DetectorSetConfig
 
@@ -858,18 +859,9 @@ def eval_infra(
     report = evaluate_files(
         path, settings, DetectorSetConfig.from_file(yaml_path, settings.infra.sensors)
     )
-    p, e = report.points, report.events
-    delays = sorted(e.delays_seconds())
-    median = f"{delays[len(delays) // 2]:.0f} s" if delays else "-"
     typer.echo(f"{yaml_path.name} on {report.files} files, {report.readings} readings:")
-    typer.echo(
-        f"  points: F1 {p.f1:.3f}  precision {p.precision:.3f}  recall {p.recall:.3f}  "
-        f"false alarms {100 * p.false_alarm_rate:.1f} %  missed {100 * p.missed_alarm_rate:.1f} %"
-    )
-    typer.echo(
-        f"  events: {e.detected}/{len(e.events)} detected (recall {e.recall:.3f}), "
-        f"{e.false_alarms} false alarms of {e.alarms}, median delay {median}"
-    )
+    typer.echo(f"  {points_line(report.points)}")
+    typer.echo(f"  {events_line(report.events)}")
 
 
 @backtest_app.command("infra")

@@ -111,10 +111,11 @@ def run_demo(
     echo(f"checkpoint:           {settings.checkpoint_path(m.query_name)}")
     for st in stack.status(settings):
         echo(f"{st.name:8} {'healthy' if st.healthy else 'DOWN':8} {st.url}")
-    first, last = trading_days(start_day, days)[0], trading_days(start_day, days)[-1]
+    session_days = trading_days(start_day, days)
     echo(
-        f"batch layer for these days: anomalake batch run --date {first} --end {last}"
-        "   (quality gates, silver, gold, K-Means; Data Docs in reports/quality)"
+        f"batch layer for these days: anomalake batch run --date {session_days[0]} "
+        f"--end {session_days[-1]}   (quality gates, silver, gold, K-Means; Data Docs in "
+        f"{settings.reports_dir / 'quality'})"
     )
     echo("keep streaming: anomalake stream markets   |   stop everything: make down")
     return counts

@@ -293,9 +293,6 @@ class InfraSettings(BaseModel):
     max_offsets_per_trigger: int | None = None
     bronze_table: str = "bronze_infra"
     quarantine_table: str = "quarantine_infra"
-    scores_table: str = Field(
-        default="scores_infra", description="every reading with each detector's score"
-    )
     alerts_table: str = Field(
         default="alerts_infra", description="alert lifecycle rows (one open per asset and rule)"
     )
@@ -408,7 +405,7 @@ class Settings(BaseSettings):
     @property
     def alerts_outbox(self) -> Path:
         """The durable SQLite queue of notifications not yet accepted by their channel."""
-        return self.home / "run" / "alerts-outbox.sqlite"
+        return self.run_dir / "alerts-outbox.sqlite"
 
     @property
     def infra_detectors_config(self) -> Path:

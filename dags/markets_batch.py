@@ -23,7 +23,7 @@ For the logical date (a trade date):
 2. `build_silver` — `silver_markets` (one bar per symbol and minute, first arrival wins)
    and `gaps_markets` (missing minutes inside each session).
 3. `check_silver` — the silver suite (adds symbol+minute uniqueness and ordering);
-   updates the `silver_markets` Asset, which downstream DAGs (model retraining) wait on.
+   updates the `silver_markets` Asset, for downstream DAGs to wait on (none does yet).
 4. `build_daily` — `gold_markets_daily` (bars, first/last close, low/high/range, volume,
    VWAP, return, volatility) and `gold_markets_stats` (count, nulls, min, max, mean, std,
    quantiles per symbol and feature).

@@ -32,7 +32,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,9 @@ from anomalake.errors import AnomalakeError
 from anomalake.loaders import nslkdd as kdd
 from anomalake.loaders import toniot
 from anomalake.settings import Settings
-from expectations.runner import QualityResult, enforce, validate
+
+if TYPE_CHECKING:  # Great Expectations and pyspark load only where the gate runs
+    from expectations.runner import QualityResult
 
 NSLKDD = "nslkdd"
 TONIOT = "toniot"
@@ -178,6 +180,7 @@ def check_training_data(
         QualityGateFailed: a critical expectation failed (nothing may be trained on them).
     """
     from expectations.hosts import NSLKDD_SUITE, nslkdd_suite, toniot_suite, toniot_suite_name
+    from expectations.runner import enforce, validate
 
     rows = settings.hosts.min_training_rows
     if t.dataset == NSLKDD:

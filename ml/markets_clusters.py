@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pyspark
 from pyspark.sql import functions as F
 
 from anomalake.settings import Settings
@@ -70,7 +71,7 @@ def _log_spark_model(model: Any) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         local = f"{tmp}/model"
-        mlflow.spark.save_model(model, local, pip_requirements=["pyspark==4.2.0"])
+        mlflow.spark.save_model(model, local, pip_requirements=[f"pyspark=={pyspark.__version__}"])
         mlflow.log_artifacts(local, artifact_path="model")
 
 

@@ -81,7 +81,6 @@ DEFAULT_SPLIT: tuple[float, float, float] = (0.6, 0.2, 0.2)
 MODEL_FEATURES: tuple[str, ...] = ("abs_return", "volume_ratio")
 N_ESTIMATORS = 200
 MAX_SAMPLES = 1024
-RULES: tuple[str, ...] = ("A1", "A2", "A1|A2")
 
 Contamination = float | Literal["auto"]
 

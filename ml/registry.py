@@ -774,21 +774,3 @@ def list_models(
                 )
             )
     return rows
-
-
-def load_model(settings: Settings, model_name: str, alias: str = CHAMPION) -> Any:
-    """The classifier ``<model_name>@<alias>`` points at (sklearn flavor, threshold built in).
-
-    Raises:
-        AnomalakeError: the server does not answer or the alias is not set.
-    """
-    import mlflow
-
-    version = alias_version(settings, model_name, alias)
-    if version is None:
-        raise AnomalakeError(
-            f"{model_name} has no {alias} version", "promote one with `anomalake models promote`"
-        )
-    mlflow.set_tracking_uri(settings.mlflow.uri)
-    mlflow.set_registry_uri(settings.mlflow.uri)
-    return _load(model_name, version)

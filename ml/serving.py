@@ -20,10 +20,9 @@ from typing import Any
 import pandas as pd
 
 from anomalake.errors import AnomalakeError
+from ml.registry import CHAMPION
 
 log = logging.getLogger(__name__)
-
-ALIAS = "champion"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class ChampionModel:
         tracking_uri: str,
         name: str,
         refresh_seconds: float = 30.0,
-        alias: str = ALIAS,
+        alias: str = CHAMPION,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.tracking_uri = tracking_uri

@@ -82,12 +82,14 @@ def _check(
 
 
 def check_bronze(spark: SparkSession, settings: Settings, days: Days) -> dict[str, Any]:
-    """The bronze suite and profile on ``days`` of ``bronze_markets``."""
-    bronze = read_table(spark, settings, settings.markets.bronze_table)
-    return _check(settings, bronze, trade_date(), days, "bronze_markets", bronze_suite())
+    """The bronze suite and profile on ``days`` of the bronze table."""
+    table = settings.markets.bronze_table
+    bronze = read_table(spark, settings, table)
+    return _check(settings, bronze, trade_date(), days, table, bronze_suite())
 
 
 def check_silver(spark: SparkSession, settings: Settings, days: Days) -> dict[str, Any]:
-    """The silver suite and profile on ``days`` of ``silver_markets``."""
-    silver = read_table(spark, settings, settings.markets.silver_table)
-    return _check(settings, silver, F.col("trade_date"), days, "silver_markets", silver_suite())
+    """The silver suite and profile on ``days`` of the silver table."""
+    table = settings.markets.silver_table
+    silver = read_table(spark, settings, table)
+    return _check(settings, silver, F.col("trade_date"), days, table, silver_suite())

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-SCHEMA_VERSION = 1
 KAFKA = ("topic", "partition", "offset")
 
 

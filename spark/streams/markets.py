@@ -36,6 +36,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from anomalake.producer import SCHEMA_VERSION
 from anomalake.settings import MarketsSettings, Settings
 from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
 from spark.schemas import KAFKA_RECORD_FIELDS
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
 PRICE_FIELDS = ("open", "high", "low", "close")
 RAW_BAR = StructType(
     [
