@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,8 +32,9 @@ from ml.hosts import (
     train_nslkdd,
     train_toniot,
 )
+from tests.conftest import SHARED_DATA
 
-SHARED_KDD = Path(__file__).resolve().parents[3] / "shared" / "data" / "nsl-kdd"
+SHARED_KDD = SHARED_DATA / "nsl-kdd"
 
 
 def synthetic_kdd(n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -74,6 +74,7 @@ def test_configurations_build_describe_and_reject_bad_ones() -> None:
 
 
 def test_every_grid_entry_builds() -> None:
+    assert len(nab_grid()) == 26 and len(skab_grid()) == 18  # the sizes docs/detection.md gives
     for config in nab_grid():
         build(config)
     for entry in skab_grid():

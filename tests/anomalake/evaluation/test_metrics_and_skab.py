@@ -8,8 +8,9 @@ import pytest
 from anomalake.evaluation.metrics import point_metrics
 from anomalake.evaluation.skab import evaluate_runs, labelled_runs, load_run
 from spark.detectors.multivariate import HotellingT2
+from tests.conftest import SHARED_DATA
 
-SHARED_SKAB = Path(__file__).resolve().parents[4] / "shared" / "data" / "skab"
+SHARED_SKAB = SHARED_DATA / "skab"
 
 
 def test_point_metrics_by_hand() -> None:

@@ -8,8 +8,9 @@ import pytest
 
 from anomalake.evaluation.nab_corpus import evaluate, load_corpus, write_results
 from spark.detectors.univariate import EwmaBand
+from tests.conftest import SHARED_DATA
 
-SHARED_NAB = Path(__file__).resolve().parents[4] / "shared" / "data" / "nab-dev"
+SHARED_NAB = SHARED_DATA / "nab-dev"
 
 
 def _corpus(root: Path) -> None:

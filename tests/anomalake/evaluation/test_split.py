@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
 from anomalake.evaluation.split import folder, split_names, stable_hash
+from tests.conftest import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+SHARED = SHARED_DATA
 
 NAMES = [f"{c}/file_{i}.csv" for c in ("alpha", "beta", "gamma") for i in range(7)]
 

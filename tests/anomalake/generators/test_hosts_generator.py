@@ -16,8 +16,9 @@ from anomalake.generators.hosts import (
     write_host_files,
 )
 from anomalake.loaders.toniot import load_toniot
+from tests.conftest import SHARED_DATA
 
-SHARED_TONIOT = Path(__file__).resolve().parents[4] / "shared" / "data" / "ton-iot-linux-sample"
+SHARED_TONIOT = SHARED_DATA / "ton-iot-linux-sample"
 HEADERS = {
     "memory": "ts,PID,MINFLT,MAJFLT,VSTEXT,VSIZE,RSIZE,VGROW,RGROW,MEM,CMD,label,type",
     "process": "ts,PID,TRUN,TSLPI,TSLPU,POLI,NICE,PRI,RTPR,CPUNR,Status,EXC,State,CPU,CMD,"

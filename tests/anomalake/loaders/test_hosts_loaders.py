@@ -8,8 +8,9 @@ import pytest
 from anomalake.errors import AnomalakeError
 from anomalake.loaders.nslkdd import FEATURES, FILES, load_nslkdd, load_nslkdd_folder
 from anomalake.loaders.toniot import detect_activity, load_toniot, parse_metric, toniot_files
+from tests.conftest import SHARED_DATA
 
-SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
+SHARED = SHARED_DATA
 SHARED_KDD = SHARED / "nsl-kdd"
 SHARED_TONIOT = SHARED / "ton-iot-linux-sample"
 

@@ -51,6 +51,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
     from anomalake.producer import produce
     from anomalake.stack import Mlflow
     from ml.hosts_pipeline import retrain_toniot
+    from ml.registry import CHAMPION
     from spark.streams.hosts import start
 
     s = kafka.model_copy(
@@ -105,7 +106,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
         # A promotion (the alias moves to a new version): the running query switches.
         second = retrain_toniot(s, tmp_path / "train", "process", seed=2, figures=False)
         client = MlflowClient(tracking_uri=s.mlflow.uri, registry_uri=s.mlflow.uri)
-        client.set_registered_model_alias(name, "champion", second["version"])
+        client.set_registered_model_alias(name, CHAMPION, second["version"])
         time.sleep(2.5)  # longer than the refresh period
         produce(s.kafka, topic, _events(tmp_path, "db-1", 60, 6))
 
@@ -124,7 +125,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
         dates = [r[0] for r in stored.select(F.to_date("ts")).distinct().collect()]
         result = backtest(spark, s, "process", Days(min(dates), max(dates)))
         assert result["rows"] == 210 and result["model_versions"] == [second["version"]]
-        same_model = read("backtest_hosts_process").where(F.col("host") == "db-1")
+        same_model = read(h.backtest_table("process")).where(F.col("host") == "db-1")
         assert same_model.count() == 60
         assert same_model.where(F.col("prediction") != F.col("stream_prediction")).count() == 0
 

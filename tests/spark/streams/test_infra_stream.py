@@ -162,6 +162,10 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     assert result["differ_from_stream"] == 0 and result["anomalies"] == int(got["anomaly"].sum())
     refilled = spark.read.format("delta").load(s.table_path(i.backfill_table))
     assert {r["origin"] for r in refilled.select("origin").distinct().collect()} == {"backfill"}
+    refilled_scores = (
+        refilled.where("asset != 'pump09'").select(*key, "score").toPandas().sort_values(key)
+    )
+    assert refilled_scores["score"].tolist() == got["score"].tolist()
 
     alerts = spark.read.format("delta").load(s.table_path(i.alerts_table)).toPandas()
     open_alerts = alerts[alerts["status"] == "open"]
