@@ -44,14 +44,9 @@ class KafkaSettings(BaseModel):
     sasl_password: str | None = None
     ssl_ca_location: str | None = None
     topics: dict[str, int] = Field(
-        default_factory=lambda: {
-            "markets.bars": 2,
-            "alerts": 1,
-            "hosts.process": 1,
-            "hosts.memory": 1,
-            "infra.sensors": 2,
-        },
-        description="topic name -> partition count, created by `anomalake up`",
+        default_factory=dict,
+        description="topic name -> partition count, added to or overriding the use cases' "
+        "topics (Settings.topic_partitions) that `anomalake up` creates",
     )
     replication_factor: int = 1
     markets_topic: str = "markets.bars"
@@ -401,6 +396,18 @@ class Settings(BaseSettings):
     def reports_dir(self) -> Path:
         """Reports people open: Data Docs (``quality/``) and charts (``histograms/``)."""
         return self.home / "reports"
+
+    @property
+    def topic_partitions(self) -> dict[str, int]:
+        """Topics ``anomalake up`` creates -> partitions (use cases', then ``kafka.topics``)."""
+        k = self.kafka
+        wanted = {
+            k.markets_topic: 2,
+            k.alerts_topic: 1,
+            self.infra.topic: 2,
+            **{self.hosts.topic(activity): 1 for activity in ("process", "memory")},
+        }
+        return {**wanted, **k.topics}
 
     @property
     def alerts_outbox(self) -> Path:

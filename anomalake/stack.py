@@ -448,7 +448,7 @@ def ensure_topics(settings: Settings) -> list[str]:
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(name, num_partitions=parts, replication_factor=k.replication_factor)
-        for name, parts in k.topics.items()
+        for name, parts in settings.topic_partitions.items()
         if name not in existing
     ]
     if not wanted:

@@ -59,3 +59,12 @@ def land_to_delta(
         else writer.trigger(processingTime="1 second")
     )
     return writer.start(settings.table_path(table))
+
+
+def bronze_rows(scored: DataFrame) -> DataFrame:
+    """A speed layer's accepted rows (no ``reason``) with their event date and landing time."""
+    return (
+        scored.where(F.col("reason").isNull())
+        .drop("reason", "raw_value")
+        .withColumns({"event_date": F.to_date("event_time"), "ingested_at": F.current_timestamp()})
+    )

@@ -100,3 +100,12 @@ def append_once(
     if partition:
         writer = writer.partitionBy(partition)
     writer.save(path)
+
+
+def create_if_missing(frame: DataFrame, path: str, partition: str | None = None) -> None:
+    """Create the Delta table at ``path`` with ``frame``'s schema (no rows) if there is none."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(frame.sparkSession, path):
+        writer = frame.limit(0).write.format("delta").mode("append")
+        (writer.partitionBy(partition) if partition else writer).save(path)

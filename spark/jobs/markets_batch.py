@@ -295,7 +295,8 @@ def load_files_to_bronze(spark: SparkSession, settings: Settings, path: Path) ->
     rows previously loaded from the same files are replaced, so loading again changes
     nothing. Anomalies found here are not alerted: the batch layer recomputes them.
     """
-    from spark.streams.markets import bronze_rows, quarantine_rows, rule_params
+    from spark.ingest import bronze_rows
+    from spark.streams.markets import quarantine_rows, rule_params
 
     m = settings.markets
     topics = ", ".join("'" + f"file:{f.name}".replace("'", "''") + "'" for f in market_files(path))

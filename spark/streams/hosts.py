@@ -36,6 +36,7 @@ from pyspark.sql.types import (
 )
 
 from anomalake.settings import Settings
+from spark.tables import create_if_missing
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -233,8 +234,6 @@ def write_outputs(settings: Settings, activity: str) -> Any:
 
 def ensure_tables(spark: SparkSession, settings: Settings, activity: str) -> None:
     """Create the scored, quarantine and counts tables empty if they do not exist."""
-    from delta.tables import DeltaTable
-
     h = settings.hosts
     empty = spark.createDataFrame([], scored_schema(activity))
     for table, frame in (
@@ -242,9 +241,7 @@ def ensure_tables(spark: SparkSession, settings: Settings, activity: str) -> Non
         (h.quarantine_table, quarantine_rows(empty)),
         (h.counts_table(activity), window_counts(empty, h.window_minutes)),
     ):
-        path = settings.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
-            frame.write.format("delta").option("mergeSchema", "true").mode("append").save(path)
+        create_if_missing(frame, settings.table_path(table))
 
 
 def start(spark: SparkSession, settings: Settings, activity: str) -> StreamingQuery:

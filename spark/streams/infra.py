@@ -49,8 +49,9 @@ from anomalake.alerts.lifecycle import score_of_severity
 from anomalake.producer import SCHEMA_VERSION
 from anomalake.settings import Settings
 from spark.detectors.detector_set import DetectorSet, DetectorSetConfig
+from spark.ingest import bronze_rows
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import append_once
+from spark.tables import append_once, create_if_missing
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -322,15 +323,6 @@ def score_messages(
     )
 
 
-def bronze_rows(scored: DataFrame) -> DataFrame:
-    """Accepted readings with their scores and event date."""
-    return (
-        scored.where(F.col("reason").isNull())
-        .drop("reason", "raw_value")
-        .withColumns({"event_date": F.to_date("event_time"), "ingested_at": F.current_timestamp()})
-    )
-
-
 def quarantine_rows(scored: DataFrame) -> DataFrame:
     """Records that are not accepted readings, with the raw value and the reason."""
     return scored.where(F.col("reason").isNotNull()).select(
@@ -453,18 +445,13 @@ def write_outputs(
 
 def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     """Create the bronze and quarantine tables empty if they do not exist."""
-    from delta.tables import DeltaTable
-
     i = settings.infra
     empty = spark.createDataFrame([], SCORED)
     for table, frame, partition in (
         (i.bronze_table, bronze_rows(empty), "event_date"),
         (i.quarantine_table, quarantine_rows(empty), None),
     ):
-        path = settings.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
-            writer = frame.write.format("delta").mode("append")
-            (writer.partitionBy(partition) if partition else writer).save(path)
+        create_if_missing(frame, settings.table_path(table), partition)
 
 
 def load_config(settings: Settings) -> DetectorSetConfig:

@@ -38,9 +38,10 @@ from pyspark.sql.types import (
 
 from anomalake.producer import SCHEMA_VERSION
 from anomalake.settings import MarketsSettings, Settings
+from spark.ingest import bronze_rows
 from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import append_once
+from spark.tables import append_once, create_if_missing
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -302,20 +303,6 @@ def score_bars(validated: DataFrame, params: MarketRuleParams, flush_after_ms: i
     )
 
 
-def bronze_rows(scored: DataFrame) -> DataFrame:
-    """Accepted, scored bars with their event date."""
-    return (
-        scored.where(F.col("reason").isNull())
-        .drop("reason", "raw_value")
-        .withColumns(
-            {
-                "event_date": F.to_date("event_time"),
-                "ingested_at": F.current_timestamp(),
-            }
-        )
-    )
-
-
 def quarantine_rows(scored: DataFrame) -> DataFrame:
     """Records that are not accepted bars, with the raw value and the reason."""
     return scored.where(F.col("reason").isNotNull()).select(
@@ -442,8 +429,6 @@ def write_outputs(settings: Settings) -> Any:
 
 def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     """Create the three Delta tables empty with their schemas if they do not exist."""
-    from delta.tables import DeltaTable
-
     m = settings.markets
     empty = spark.createDataFrame([], SCORED)
     for table, frame, partition in (
@@ -451,10 +436,7 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
         (m.quarantine_table, quarantine_rows(empty), None),
         (m.alerts_table, alert_rows(empty, -1), None),
     ):
-        path = settings.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
-            writer = frame.write.format("delta").mode("append")
-            (writer.partitionBy(partition) if partition else writer).save(path)
+        create_if_missing(frame, settings.table_path(table), partition)
 
 
 def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> StreamingQuery:

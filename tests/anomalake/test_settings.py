@@ -72,4 +72,4 @@ def test_local_kafka_is_plaintext_loopback(tmp_path) -> None:  # type: ignore[no
     s = Settings(profile="local", home=tmp_path)
     assert s.kafka.servers == f"127.0.0.1:{s.kafka.port}"
     assert "kafka.sasl.jaas.config" not in s.kafka.spark_options()
-    assert s.kafka.topics[s.kafka.markets_topic] >= 1
+    assert s.topic_partitions[s.kafka.markets_topic] >= 1
