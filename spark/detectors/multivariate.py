@@ -11,6 +11,23 @@ from scipy.stats import chi2
 from spark.detectors.state import JsonState
 
 
+def _welford(
+    mean: np.ndarray | None, m2: np.ndarray | None, n: int, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One Welford step of the running mean and sum of squared deviations."""
+    if mean is None or m2 is None:
+        mean, m2 = np.zeros_like(v), np.zeros((v.size, v.size))
+    delta = v - mean
+    mean = mean + delta / (n + 1)
+    return mean, m2 + np.outer(delta, v - mean), n + 1
+
+
+def _ridged(cov: np.ndarray, ridge: float) -> np.ndarray:
+    """``cov`` plus ``ridge`` times its mean variance on the diagonal (near-singular safe)."""
+    scale = float(np.mean(np.diag(cov))) or 1.0
+    return cov + ridge * scale * np.eye(cov.shape[0])
+
+
 @dataclass
 class HotellingT2(JsonState):
     """Hotelling's T² of each vector against the first ``warmup`` vectors (the normal regime).
@@ -33,18 +50,11 @@ class HotellingT2(JsonState):
         """Score one vector (0 during warm-up)."""
         v = np.asarray(x, dtype=float)
         if self.n < self.warmup:
-            if self.mean is None or self.m2 is None:
-                self.mean, self.m2 = np.zeros_like(v), np.zeros((v.size, v.size))
-            self.n += 1
-            delta = v - self.mean
-            self.mean = self.mean + delta / self.n
-            self.m2 = self.m2 + np.outer(delta, v - self.mean)
+            self.mean, self.m2, self.n = _welford(self.mean, self.m2, self.n, v)
             return 0.0
         if self.inverse is None:
             assert self.m2 is not None
-            cov = self.m2 / max(self.n - 1, 1)
-            scale = np.mean(np.diag(cov)) or 1.0
-            self.inverse = np.linalg.pinv(cov + self.ridge * scale * np.eye(cov.shape[0]))
+            self.inverse = np.linalg.pinv(_ridged(self.m2 / max(self.n - 1, 1), self.ridge))
         assert self.mean is not None
         d = v - self.mean
         t2 = float(d @ self.inverse @ d)
@@ -78,8 +88,7 @@ class EwmaT2(JsonState):
         d = v - self.mean
         score = 0.0
         if self.n >= self.warmup:
-            scale = float(np.mean(np.diag(self.cov))) or 1.0
-            inverse = np.linalg.pinv(self.cov + self.ridge * scale * np.eye(v.size))
+            inverse = np.linalg.pinv(_ridged(self.cov, self.ridge))
             score = float(chi2.cdf(float(d @ inverse @ d), df=v.size))
         # before warm-up ends the weights are 1/n (a plain mean), then alpha
         a = max(self.alpha, 1.0 / (self.n + 1))
@@ -116,18 +125,11 @@ class MewmaT2(JsonState):
         """Score one vector (0 during warm-up)."""
         v = np.asarray(x, dtype=float)
         if self.n < self.warmup:
-            if self.mean is None or self.m2 is None:
-                self.mean, self.m2 = np.zeros_like(v), np.zeros((v.size, v.size))
-            self.n += 1
-            delta = v - self.mean
-            self.mean = self.mean + delta / self.n
-            self.m2 = self.m2 + np.outer(delta, v - self.mean)
+            self.mean, self.m2, self.n = _welford(self.mean, self.m2, self.n, v)
             return 0.0
         assert self.mean is not None and self.m2 is not None
         if self.inverse is None:
-            cov = self.m2 / max(self.n - 1, 1)
-            scale = np.mean(np.diag(cov)) or 1.0
-            cov = cov + self.ridge * scale * np.eye(cov.shape[0])
+            cov = _ridged(self.m2 / max(self.n - 1, 1), self.ridge)
             self.inverse = np.linalg.pinv(cov * self.lam / (2.0 - self.lam))
         z = self.mean if self.z is None else self.z
         self.z = self.lam * v + (1.0 - self.lam) * z
