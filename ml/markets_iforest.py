@@ -69,7 +69,7 @@ from ml.hosts import (
     score_metrics,
     threshold_for_false_alarm_rate,
 )
-from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
+from spark.rules import MarketRuleParams, SymbolState, accept_bars, evaluate_ready
 
 DATASET = "markets"
 LABEL_COLUMN = "anomaly"
@@ -301,19 +301,11 @@ def rule_flags(bars: pd.DataFrame, params: MarketRuleParams | None = None) -> pd
     )[valid.to_numpy()]
     for _, rows in frame.groupby("symbol", sort=False):
         state = SymbolState()
-        for position, minute_, close, volume in zip(
-            rows["position"], rows["minute"], rows["close"], rows["volume"], strict=True
-        ):
-            bar = {
-                "position": int(position),
-                "minute": int(minute_),
-                "close": float(close),
-                "volume": int(volume),
-            }
-            accept(state, bar)
-        for scored in evaluate_ready(state, params, flush=True):
-            a1[scored["position"]] = bool(scored["a1"])
-            a2[scored["position"]] = bool(scored["a2"])
+        accept_bars(state, rows[["position", "minute", "close", "volume"]])
+        scored = evaluate_ready(state, params, flush=True)
+        position = scored["position"].to_numpy()
+        a1[position] = scored["a1"].to_numpy(dtype=bool, na_value=False)
+        a2[position] = scored["a2"].to_numpy(dtype=bool, na_value=False)
     return pd.DataFrame({"a1": a1, "a2": a2}, index=bars.index)
 
 

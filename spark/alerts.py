@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
+    from anomalake.producer import Publisher
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -527,14 +529,25 @@ def publish_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
     Waits for every delivery; raises :class:`AnomalakeError` if any failed. At least once:
     consumers deduplicate on the key and ``updated_at``.
     """
-    if not alerts:
-        return
     from anomalake.alerts.delivery import jsonable
-    from anomalake.producer import encode, produce
+    from anomalake.producer import encode
+
+    publish(settings, [(str(a["alert_id"]), encode(jsonable(a))) for a in alerts])
+
+
+def publish(
+    settings: Settings, records: list[tuple[str, bytes]], publisher: Publisher | None = None
+) -> None:
+    """Send ``(alert_id, JSON)`` pairs to the alerts topic; raise if any is not delivered.
+
+    A streaming sink passes its long-lived ``publisher``; otherwise a producer is made.
+    """
+    if not records:
+        return
+    from anomalake.producer import Publisher
 
     topic = settings.kafka.alerts_topic
-    records = [(str(a["alert_id"]), encode(jsonable(a))) for a in alerts]
-    report = produce(settings.kafka, topic, records)
+    report = (publisher or Publisher(settings.kafka)).send(topic, records)
     if report.failed:
         raise AnomalakeError(
             f"{report.failed} of {report.sent} alerts not delivered to {topic}: "

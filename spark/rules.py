@@ -24,15 +24,52 @@ Definitions (every number is a :class:`MarketRuleParams` field, set from setting
   not depend on how bars were split into micro-batches.
 * **Duplicates.** The first bar of a (symbol, minute) to arrive wins; a later one is
   quarantined as a duplicate.
+
+The functions take a symbol's bars a batch at a time and are vectorised (no Python per bar):
+:func:`accept_bars` queues a frame of bars (or gives each its quarantine reason) and
+:func:`evaluate_ready` returns the bars that are final, in minute order, with the rule
+columns (:data:`SCORE_COLUMNS`) added; :func:`accept_columns` and :func:`evaluate_columns`
+are the same on columns as arrays, for a caller that assembles its own frame (the speed
+layer). A bar needs the columns ``minute``, ``close`` and ``volume`` (whole numbers); every
+other column is carried through unchanged. The numbers are those of Python's arithmetic on
+the bars' floats and integers: the mean volume is the integer sum over the window divided by
+the number of bars in it, correctly rounded however large the volumes.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-Bar = dict[str, Any]
+import numpy as np
+import pandas as pd
+from pandas.api.extensions import ExtensionDtype
+
+DUPLICATE_REASON = "duplicate minute: an earlier bar of this symbol and minute was accepted"
+LATE_REASON = (
+    "late: minute arrived after the symbol's watermark had passed it "
+    "(last evaluated minute {frontier})"
+)
+#: The columns :func:`evaluate_ready` adds to the bars it returns.
+SCORE_COLUMNS = (
+    "prev_close",
+    "close_change",
+    "a1",
+    "mean_volume",
+    "volume_ratio",
+    "a2",
+    "history_minutes",
+)
+#: The format of :meth:`SymbolState.to_json` (1: history and pending bars as JSON records).
+STATE_VERSION = 2
+_MASKED = (pd.arrays.IntegerArray, pd.arrays.BooleanArray, pd.arrays.FloatingArray)
+#: Columns of bars: name -> a numpy array or pandas extension array, all of one length.
+Columns = dict[Any, Any]
+# Integers below this convert to float64 exactly, so numpy's arithmetic on them gives what
+# Python's int arithmetic (sum of ints, int / int, int > float) gives.
+_EXACT = 2**53
 
 
 @dataclass(frozen=True)
@@ -46,21 +83,48 @@ class MarketRuleParams:
     lateness_minutes: int = 5
 
 
-@dataclass
-class SymbolState:
-    """What the state store keeps per symbol (bounded: a window of history + pending)."""
+def _no_ints() -> np.ndarray:
+    return np.empty(0, dtype=np.int64)
 
-    history: dict[int, tuple[float, int]] = field(default_factory=dict)
-    pending: dict[int, Bar] = field(default_factory=dict)
+
+def _no_floats() -> np.ndarray:
+    return np.empty(0, dtype=np.float64)
+
+
+@dataclass(eq=False)
+class SymbolState:
+    """What the state store keeps per symbol (bounded: a window of history + pending).
+
+    ``minutes``, ``close`` and ``volume`` are the evaluated history (ascending minutes, at
+    most the A2 window before the last evaluated minute); ``pending_columns`` the accepted
+    bars not yet evaluated, with every column the caller gave them (:attr:`pending` as a
+    frame); ``frontier`` the last evaluated minute and ``max_minute`` the newest accepted.
+    """
+
+    minutes: np.ndarray = field(default_factory=_no_ints)
+    close: np.ndarray = field(default_factory=_no_floats)
+    volume: np.ndarray = field(default_factory=_no_ints)
+    pending_columns: Columns = field(default_factory=dict)
     frontier: int | None = None
     max_minute: int | None = None
 
+    @property
+    def pending(self) -> pd.DataFrame:
+        """The accepted bars not yet evaluated, in arrival order (a copy)."""
+        return pd.DataFrame(self.pending_columns)
+
+    @property
+    def pending_count(self) -> int:
+        """How many bars are pending."""
+        return _length(self.pending_columns)
+
     def to_json(self) -> str:
-        """Serialise for the state store."""
+        """Serialise for the state store (pending rows exactly, with their dtypes)."""
         return json.dumps(
             {
-                "h": [[m, c, v] for m, (c, v) in self.history.items()],
-                "p": list(self.pending.values()),
+                "v": STATE_VERSION,
+                "h": [self.minutes.tolist(), self.close.tolist(), self.volume.tolist()],
+                "p": _columns_to_lists(self.pending_columns) if self.pending_count else None,
                 "f": self.frontier,
                 "x": self.max_minute,
             },
@@ -71,75 +135,267 @@ class SymbolState:
     def from_json(cls, text: str) -> SymbolState:
         """Restore from :meth:`to_json`."""
         data = json.loads(text)
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(
+                f"symbol state of format {data.get('v', 1)}, not {STATE_VERSION}: "
+                "start the query on a new checkpoint"
+            )
+        minutes, close, volume = data["h"]
         return cls(
-            history={int(m): (float(c), int(v)) for m, c, v in data["h"]},
-            pending={int(b["minute"]): b for b in data["p"]},
+            minutes=np.array(minutes, dtype=np.int64),
+            close=np.array(close, dtype=np.float64),
+            volume=np.array(volume, dtype=np.int64),
+            pending_columns={} if data["p"] is None else _columns_from_lists(data["p"]),
             frontier=data["f"],
             max_minute=data["x"],
         )
 
 
-def accept(state: SymbolState, bar: Bar) -> str | None:
-    """Queue a valid bar for evaluation; returns a quarantine reason if it cannot be."""
-    minute = int(bar["minute"])
-    if minute in state.pending or minute in state.history:
-        return "duplicate minute: an earlier bar of this symbol and minute was accepted"
-    if state.frontier is not None and minute <= state.frontier:
-        return (
-            f"late: minute arrived after the symbol's watermark had passed it "
-            f"(last evaluated minute {state.frontier})"
-        )
-    state.pending[minute] = bar
-    state.max_minute = minute if state.max_minute is None else max(state.max_minute, minute)
-    return None
+def _length(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
 
 
-def score(
-    history: dict[int, tuple[float, int]],
-    minute: int,
-    close: float,
-    volume: int,
-    params: MarketRuleParams,
-) -> dict[str, Any]:
-    """A1/A2 of one bar given the symbol's evaluated history (pure)."""
-    prev = history.get(minute - 1)
-    prev_close = prev[0] if prev else None
-    close_change = abs(close - prev_close) / prev_close if prev_close else None
-    window = [
-        history[m][1] for m in range(minute - params.a2_window_minutes, minute) if m in history
-    ]
-    mean_volume = sum(window) / len(window) if len(window) >= params.a2_min_history else None
+def _frame_columns(frame: pd.DataFrame) -> Columns:
+    """The columns of a frame as arrays (numpy where the dtype is numpy's)."""
     return {
-        "prev_close": prev_close,
-        "close_change": close_change,
-        "a1": None if close_change is None else close_change > params.a1_threshold,
-        "mean_volume": mean_volume,
-        "volume_ratio": volume / mean_volume if mean_volume else None,
-        "a2": None if mean_volume is None else volume > params.a2_factor * mean_volume,
-        "history_minutes": len(window),
+        name: col.to_numpy() if isinstance(col.dtype, np.dtype) else col.array
+        for name, col in frame.items()
     }
 
 
-def evaluate_ready(state: SymbolState, params: MarketRuleParams, flush: bool = False) -> list[Bar]:
-    """Evaluate, in minute order, the pending bars that are final; returns them scored."""
-    if not state.pending:
-        return []
-    assert state.max_minute is not None
-    limit = state.max_minute if flush else state.max_minute - params.lateness_minutes
-    ready = sorted(m for m in state.pending if m <= limit)
+def _columns_to_lists(columns: Columns) -> list[list[Any]]:
+    """``[[name, dtype, values], ...]``: JSON-safe and exact.
+
+    Floats keep every bit through JSON (``repr``; NaN as ``NaN``), datetimes travel as
+    integers of their unit, nullable columns with ``None`` for ``<NA>``.
+    """
     out = []
-    for minute in ready:
-        bar = state.pending.pop(minute)
-        scored = {**bar, **score(state.history, minute, bar["close"], bar["volume"], params)}
-        state.history[minute] = (float(bar["close"]), int(bar["volume"]))
-        state.frontier = minute
-        out.append(scored)
-    if ready:
-        oldest = ready[-1] - params.a2_window_minutes
-        state.history = {m: cv for m, cv in state.history.items() if m >= oldest}
+    for name, array in columns.items():
+        dtype = array.dtype
+        values: list[Any]
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            naive = pd.Series(array).dt.tz_convert(None).to_numpy()
+            values = naive.view(np.int64).tolist()
+        elif isinstance(dtype, np.dtype) and dtype.kind in "mM":
+            values = array.view(np.int64).tolist()
+        elif isinstance(dtype, np.dtype):
+            values = array.tolist()
+        elif isinstance(array, _MASKED):
+            missing = array.isna()
+            values = array.to_numpy(dtype=dtype.numpy_dtype, na_value=0).tolist()
+            values = [None if m else v for v, m in zip(values, missing, strict=True)]
+        else:
+            values = [None if v is pd.NA else v for v in array.tolist()]
+        out.append([name, str(dtype), values])
     return out
 
 
-def fired_rules(bar: Bar) -> list[str]:
-    """Names of the rules that fired on a scored bar."""
-    return [name for name in ("A1", "A2") if bar.get(name.lower())]
+@functools.cache
+def _dtype(text: str) -> Any:
+    return pd.api.types.pandas_dtype(text)
+
+
+def _columns_from_lists(lists: list[list[Any]]) -> Columns:
+    """The columns of :func:`_columns_to_lists`."""
+    columns: Columns = {}
+    for name, dtype_text, values in lists:
+        dtype = _dtype(dtype_text)
+        array_type = dtype.construct_array_type() if isinstance(dtype, ExtensionDtype) else None
+        if array_type is not None and issubclass(array_type, _MASKED):  # Int64, boolean, ...
+            mask = np.array([v is None for v in values], dtype=bool)
+            filled = [0 if v is None else v for v in values] if mask.any() else values
+            columns[name] = array_type(np.array(filled, dtype=dtype.numpy_dtype), mask)
+        elif isinstance(dtype, pd.DatetimeTZDtype):
+            naive = np.array(values, dtype=np.int64).view(f"datetime64[{dtype.unit}]")
+            columns[name] = pd.Series(naive).dt.tz_localize("UTC").dt.tz_convert(dtype.tz).array
+        elif isinstance(dtype, np.dtype) and dtype.kind in "mM":
+            columns[name] = np.array(values, dtype=np.int64).view(dtype)
+        elif isinstance(dtype, np.dtype) and dtype.kind == "O":
+            columns[name] = np.empty(len(values), dtype=object)
+            columns[name][:] = values
+        elif isinstance(dtype, np.dtype):
+            columns[name] = np.array(values, dtype=dtype)
+        else:
+            columns[name] = pd.array(values, dtype=dtype)
+    return columns
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    """The rows of ``parts`` one after the other (as ``pandas.concat`` would put them)."""
+    first = parts[0]
+    same = all(
+        list(p) == list(first) and all(p[k].dtype == first[k].dtype for k in first)
+        for p in parts[1:]
+    )
+    if not same:
+        frames = [pd.DataFrame(p) for p in parts]
+        return _frame_columns(pd.concat(frames, ignore_index=True))
+    out: Columns = {}
+    for name, array in first.items():
+        arrays = [p[name] for p in parts]
+        if isinstance(array, np.ndarray):
+            out[name] = np.concatenate(arrays)
+        else:
+            out[name] = type(array)._concat_same_type(arrays)
+    return out
+
+
+def accept_bars(state: SymbolState, bars: pd.DataFrame) -> pd.Series:
+    """Queue a symbol's bars (rows in arrival order); the quarantine reason of each, or None.
+
+    A bar is a duplicate when its minute is in the history or pending, or an earlier row of
+    ``bars`` was accepted with it; otherwise late when its minute is at or before the last
+    evaluated one. The other bars join the pending ones.
+    """
+    reasons = accept_columns(state, _frame_columns(bars))
+    return pd.Series(reasons, index=bars.index, dtype=object)
+
+
+def accept_columns(state: SymbolState, bars: Columns) -> np.ndarray:
+    """:func:`accept_bars` of bars given as columns; the reasons as an object array."""
+    n = _length(bars)
+    reasons = np.full(n, None, dtype=object)
+    if n == 0:
+        return reasons
+    minutes = np.asarray(bars["minute"], dtype=np.int64)
+    known = np.isin(minutes, state.minutes)
+    if state.pending_count:
+        known |= np.isin(minutes, np.asarray(state.pending_columns["minute"], dtype=np.int64))
+    repeated = np.ones(n, dtype=bool)
+    repeated[np.unique(minutes, return_index=True)[1]] = False
+    passed = np.zeros(n, dtype=bool) if state.frontier is None else minutes <= state.frontier
+    # The first row of a minute that is neither known nor passed is accepted, so a later row
+    # of it is a duplicate; a later row of a passed minute is late like its first one.
+    duplicate = known | (repeated & ~passed)
+    late = passed & ~duplicate
+    reasons[duplicate] = DUPLICATE_REASON
+    reasons[late] = LATE_REASON.format(frontier=state.frontier)
+    accepted = ~(duplicate | late)
+    if accepted.any():
+        new = {name: array[accepted] for name, array in bars.items()}  # copies
+        state.pending_columns = (
+            _concat([state.pending_columns, new]) if state.pending_count else new
+        )
+        newest = int(minutes[accepted].max())
+        state.max_minute = newest if state.max_minute is None else max(state.max_minute, newest)
+    return reasons
+
+
+def evaluate_ready(
+    state: SymbolState, params: MarketRuleParams, flush: bool = False
+) -> pd.DataFrame:
+    """Evaluate the pending bars that are final (all when ``flush``); returns them scored.
+
+    The bars come out in minute order with their columns and :data:`SCORE_COLUMNS`:
+    ``prev_close``, ``close_change``, ``mean_volume``, ``volume_ratio`` (floats, NaN when not
+    computed), ``a1``, ``a2`` (nullable booleans, ``<NA>`` when not evaluated) and
+    ``history_minutes`` (bars in the A2 window). They move to the history.
+    """
+    return pd.DataFrame(evaluate_columns(state, params, flush))
+
+
+def evaluate_columns(state: SymbolState, params: MarketRuleParams, flush: bool = False) -> Columns:
+    """:func:`evaluate_ready` with the scored bars as columns."""
+    pending = state.pending_columns
+    if not state.pending_count:
+        return _scored(pending, _no_ints(), *_no_scores())
+    pending_minutes = np.asarray(pending["minute"], dtype=np.int64)
+    if flush:
+        is_ready = np.ones(len(pending_minutes), dtype=bool)
+    else:
+        assert state.max_minute is not None
+        is_ready = pending_minutes <= state.max_minute - params.lateness_minutes
+    if not is_ready.any():
+        return _scored(pending, _no_ints(), *_no_scores())
+    take = np.flatnonzero(is_ready)
+    minutes = pending_minutes[take]
+    if (np.diff(minutes) < 0).any():
+        order = np.argsort(minutes, kind="stable")
+        take, minutes = take[order], minutes[order]
+    close = np.asarray(pending["close"], dtype=np.float64)[take]
+    volume = np.asarray(pending["volume"], dtype=np.int64)[take]
+
+    # History and ready bars in one ascending run (every history minute is at or before the
+    # frontier, every pending one after it): ready bar i is at len(history) + i.
+    all_minutes = np.concatenate([state.minutes, minutes])
+    all_close = np.concatenate([state.close, close])
+    all_volume = np.concatenate([state.volume, volume])
+    position = len(state.minutes) + np.arange(len(minutes))
+    scores = _scores(all_minutes, all_close, all_volume, position, params)
+
+    keep = all_minutes >= minutes[-1] - params.a2_window_minutes
+    state.minutes, state.close, state.volume = all_minutes[keep], all_close[keep], all_volume[keep]
+    state.frontier = int(minutes[-1])
+    state.pending_columns = {name: array[~is_ready] for name, array in pending.items()}
+    return _scored(pending, take, *scores)
+
+
+def _scores(
+    minutes: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    position: np.ndarray,
+    params: MarketRuleParams,
+) -> tuple[np.ndarray, ...]:
+    """A1/A2 of the bars at ``position`` of the ascending run ``minutes`` (their history)."""
+    n = len(position)
+    has_prev = np.zeros(n, dtype=bool)
+    after = position > 0
+    has_prev[after] = minutes[position[after] - 1] == minutes[position[after]] - 1
+    prev_close = np.full(n, np.nan)
+    prev_close[has_prev] = close[position[has_prev] - 1]
+    on_a1 = has_prev & (prev_close != 0)  # as Python's "if prev_close" (NaN is truthy)
+    own_close, own_volume = close[position], volume[position]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        close_change = np.where(on_a1, np.abs(own_close - prev_close) / prev_close, np.nan)
+        a1 = close_change > params.a1_threshold
+
+        # The window [t - w, t - 1] is positions [start, position): the run is ascending.
+        start = np.searchsorted(minutes, minutes[position] - params.a2_window_minutes)
+        count = position - start
+        on_a2 = count >= params.a2_min_history
+        # A cumulative sum that wraps around int64 still gives exact differences.
+        cumulative = np.concatenate([[0], np.cumsum(volume)])
+        window_sum = cumulative[position] - cumulative[start]
+        mean_volume = np.where(on_a2, window_sum / count, np.nan)
+        on_ratio = on_a2 & (mean_volume != 0)
+        volume_ratio = np.where(on_ratio, own_volume / mean_volume, np.nan)
+        a2 = own_volume > params.a2_factor * mean_volume
+    limit = _EXACT // max(params.a2_window_minutes, 1)
+    if len(volume) and (volume.max() >= limit or volume.min() <= -limit):
+        for i in np.flatnonzero(on_a2):  # beyond float64's integers: Python's int arithmetic
+            window = [int(v) for v in volume[start[i] : position[i]]]
+            mean = sum(window) / len(window)
+            own = int(own_volume[i])
+            mean_volume[i] = mean
+            volume_ratio[i] = own / mean if mean else np.nan
+            a2[i] = own > params.a2_factor * mean
+    return (
+        prev_close,
+        close_change,
+        pd.arrays.BooleanArray(a1, ~on_a1),
+        mean_volume,
+        volume_ratio,
+        pd.arrays.BooleanArray(a2, ~on_a2),
+        count.astype(np.int64),
+    )
+
+
+def _no_scores() -> tuple[Any, ...]:
+    nothing = np.empty(0, dtype=bool)
+    return (
+        _no_floats(),
+        _no_floats(),
+        pd.arrays.BooleanArray(nothing, nothing),
+        _no_floats(),
+        _no_floats(),
+        pd.arrays.BooleanArray(nothing, nothing),
+        _no_ints(),
+    )
+
+
+def _scored(bars: Columns, take: np.ndarray, *scores: Any) -> Columns:
+    """Rows ``take`` of ``bars`` with the :data:`SCORE_COLUMNS` appended."""
+    out = {name: array[take] for name, array in bars.items()}
+    out.update(zip(SCORE_COLUMNS, scores, strict=True))
+    return out

@@ -12,8 +12,9 @@ Per micro-batch (``foreachBatch``):
 3. predicted attacks per host and event-time window are recomputed for the windows this
    batch touched, from the scored table, and merged into the counts table.
 
-Appends carry ``txnAppId``/``txnVersion`` = (query, batch id), so a batch replayed after a
-crash is written once; the counts are recomputed, not incremented, so they are idempotent.
+Appends are marked with (query, batch id) (:class:`~spark.tables.BatchAppender`), so a
+batch replayed after a crash is written once; the counts are recomputed, not
+incremented, so they are idempotent.
 """
 
 from __future__ import annotations
@@ -192,10 +193,11 @@ def write_outputs(settings: Settings, activity: str) -> Any:
     """The ``foreachBatch`` sink: scored rows, quarantine, per-host window counts."""
     from delta.tables import DeltaTable
 
-    from spark.tables import append_once
+    from spark.tables import BatchAppender
 
     h = settings.hosts
     query = h.query_name(activity)
+    appender = BatchAppender()
 
     def sink(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
@@ -204,8 +206,8 @@ def write_outputs(settings: Settings, activity: str) -> Any:
             valid = scored.where(F.col("reason").isNull()).drop("reason", "raw_value")
             bad = quarantine_rows(scored)
             scored_path = settings.table_path(h.scored_table(activity))
-            append_once(valid, scored_path, f"{query}.scored", batch_id, None)
-            append_once(
+            appender.append(valid, scored_path, f"{query}.scored", batch_id, None)
+            appender.append(
                 bad, settings.table_path(h.quarantine_table), f"{query}.quarantine", batch_id, None
             )
             touched = valid.select("host", F.window("ts", f"{h.window_minutes} minutes").alias("w"))

@@ -51,7 +51,7 @@ from anomalake.settings import Settings
 from spark.detectors.detector_set import DetectorSet, DetectorSetConfig
 from spark.ingest import bronze_rows
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import append_once, create_if_missing
+from spark.tables import BatchAppender, create_if_missing
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -400,6 +400,8 @@ def write_outputs(
         if outbox is not None:
             queue_notifications(outbox, channels, alerts)
 
+    appender = BatchAppender()
+
     def sink(batch: DataFrame, batch_id: int) -> None:
         batch.persist()
         try:
@@ -410,14 +412,14 @@ def write_outputs(
             while run is not None and "id" not in run and time.monotonic() < deadline:
                 time.sleep(0.05)
             applied_as = f"{query}:{run['id']}" if run and "id" in run else query
-            append_once(
+            appender.append(
                 bronze_rows(batch),
                 settings.table_path(i.bronze_table),
                 f"{query}.bronze",
                 batch_id,
                 "event_date",
             )
-            append_once(
+            appender.append(
                 quarantine_rows(batch),
                 settings.table_path(i.quarantine_table),
                 f"{query}.quarantine",

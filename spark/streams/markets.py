@@ -9,10 +9,10 @@ One streaming query, one checkpoint:
    event-time watermark, evaluated in minute order and emitted scored; invalid, duplicate
    and late records pass through with their reason;
 3. :func:`write_outputs` (``foreachBatch``) appends bars to the bronze table, the rest to
-   quarantine, fired rules to the alerts table — each Delta write idempotent on the batch
-   id (``txnAppId``/``txnVersion``), so a batch replayed after a crash is written once — and
-   publishes the alerts to the alerts topic (at least once, keyed by a deterministic
-   ``alert_id``).
+   quarantine, fired rules to the alerts table — each Delta commit marked with the batch
+   id (:class:`~spark.tables.BatchAppender`), so a batch replayed after a crash is written
+   once — and publishes the alerts to the alerts topic from the driver (at least once,
+   keyed by a deterministic ``alert_id``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
 from pyspark.sql.types import (
     BooleanType,
+    DataType,
     DoubleType,
     IntegerType,
     LongType,
@@ -39,9 +41,15 @@ from pyspark.sql.types import (
 from anomalake.producer import SCHEMA_VERSION
 from anomalake.settings import MarketsSettings, Settings
 from spark.ingest import bronze_rows
-from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
+from spark.rules import (
+    Columns,
+    MarketRuleParams,
+    SymbolState,
+    accept_columns,
+    evaluate_columns,
+)
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import append_once, create_if_missing
+from spark.tables import BatchAppender, create_if_missing
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -56,6 +64,8 @@ RAW_BAR = StructType(
         for name in ("v", "symbol", "timestamp", "open", "high", "low", "close", "volume")
     ]
 )
+CORRUPT = "_corrupt_record"
+RAW_BAR_OR_CORRUPT = StructType([*RAW_BAR.fields, StructField(CORRUPT, StringType())])
 VALIDATED = StructType(
     [
         StructField("symbol", StringType()),
@@ -103,14 +113,13 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
     negative volumes. Nothing is dropped.
     """
     text = F.col("value").cast("string")
-    j = F.from_json(text, RAW_BAR)
+    # One parse: text that is not a JSON object lands whole in the corrupt-record field.
+    j = F.from_json(text, RAW_BAR_OR_CORRUPT, {"columnNameOfCorruptRecord": CORRUPT})
     df = raw.select(
         text.alias("raw_value"),
         F.length("value").alias("_bytes"),
         j.alias("j"),
-        F.coalesce(
-            ~F.schema_of_variant(F.try_parse_json(text)).startswith("OBJECT"), F.lit(True)
-        ).alias("_not_object"),
+        (j.isNull() | j[CORRUPT].isNotNull()).alias("_not_object"),
         F.col("key").cast("string").alias("key"),
         "topic",
         "partition",
@@ -194,30 +203,93 @@ NULLABLE_DTYPES = {
 }
 
 
-def bar_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A pandas record as JSON-safe values (timestamps as epoch microseconds)."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if _is_missing(value):
-            out[key] = None
-        elif key in TIME_COLUMNS:
-            out[key] = pd.Timestamp(value).value // 1000
-        elif key in NULLABLE_DTYPES and key not in ("a1", "a2"):
-            out[key] = int(value)
-        else:
-            out[key] = value
-    return out
-
-
-def scored_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Records from :func:`bar_record` / the rules as a pandas frame of the SCORED schema."""
-    frame = pd.DataFrame.from_records(records, columns=SCORED.fieldNames())
-    for col in TIME_COLUMNS:
-        frame[col] = pd.to_datetime(frame[col], unit="us")
-    return frame.astype(NULLABLE_DTYPES)
-
-
+_SPARK_DTYPES: dict[type[DataType], str] = {TimestampType: "datetime64[ns]", DoubleType: "float64"}
+#: The pandas dtype of each SCORED column (strings are objects).
+SCORED_DTYPES: dict[str, Any] = {
+    f.name: pd.api.types.pandas_dtype(
+        NULLABLE_DTYPES.get(f.name) or _SPARK_DTYPES.get(type(f.dataType), "object")
+    )
+    for f in SCORED.fields
+}
 BAR_FIELDS = VALIDATED.fieldNames()
+
+
+def _rows(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _microseconds(times: Any) -> np.ndarray:
+    """Timestamps as naive ``datetime64[ns]`` floored to the microsecond (tz-aware: UTC)."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = pd.Series(times).dt.tz_convert(None).to_numpy()
+    ns = np.asarray(times, dtype="datetime64[ns]").view(np.int64)
+    nat = np.datetime64("NaT", "ns").view(np.int64)
+    return np.where(ns == nat, ns, ns // 1000 * 1000).view("datetime64[ns]")
+
+
+def _typed(values: Any, name: str, n: int) -> Any:
+    """Column ``name`` as an array of its :data:`SCORED_DTYPES` dtype (all null if None).
+
+    Spark hands a nullable integer column over as floats when it has nulls (truncated here,
+    as ``int()`` would) and timestamps as naive datetimes, to the microsecond.
+    """
+    dtype = SCORED_DTYPES[name]
+    if values is None:
+        if not isinstance(dtype, np.dtype):
+            mask = np.ones(n, dtype=bool)
+            return dtype.construct_array_type()(np.zeros(n, dtype=dtype.numpy_dtype), mask)
+        return np.full(n, {"O": None, "M": np.datetime64("NaT")}.get(dtype.kind, np.nan), dtype)
+    if name in TIME_COLUMNS:
+        return _microseconds(values)
+    if values.dtype == dtype:
+        return values
+    if dtype.kind == "i" and isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(n, dtype=bool)
+        whole = np.trunc(np.where(mask, 0, values)) if values.dtype.kind == "f" else values
+        return dtype.construct_array_type()(whole.astype(dtype.numpy_dtype), mask)
+    typed = pd.Series(values).astype(dtype)
+    return typed.to_numpy() if isinstance(dtype, np.dtype) else typed.array
+
+
+def _arrival_order(records: pd.DataFrame) -> np.ndarray | None:
+    """Positions of ``records`` sorted stably by (partition, offset); None if already so."""
+    p, o = records["partition"].to_numpy(), records["offset"].to_numpy()
+    if not (p.dtype.kind in "iu" and o.dtype.kind in "iu"):  # maybe nulls: pandas' sort
+        keys = records[["partition", "offset"]].reset_index(drop=True)
+        return keys.sort_values(["partition", "offset"], kind="stable").index.to_numpy()
+    if ((p[1:] > p[:-1]) | ((p[1:] == p[:-1]) & (o[1:] >= o[:-1]))).all():
+        return None
+    return np.lexsort((o, p))  # stable
+
+
+def validated_columns(records: pd.DataFrame) -> Columns:
+    """The VALIDATED columns of ``records`` in arrival order (partition, offset), typed."""
+    order = _arrival_order(records)
+    columns: Columns = {}
+    for name in BAR_FIELDS:
+        col = records[name]
+        values = col.to_numpy() if isinstance(col.dtype, np.dtype) else col.array
+        values = _typed(values, name, len(records))
+        columns[name] = values if order is None else values[order]
+    return columns
+
+
+def scored_output(*parts: Columns) -> pd.DataFrame:
+    """Columns of records (and rule columns), one part after the other, as a SCORED frame.
+
+    Columns in SCORED's order and :data:`SCORED_DTYPES`; a column a part lacks is null there.
+    """
+    nonempty = [p for p in parts if _rows(p)] or [{}]
+    out: Columns = {}
+    for name in SCORED_DTYPES:
+        pieces = [_typed(p.get(name), name, _rows(p)) for p in nonempty]
+        if len(pieces) == 1:
+            out[name] = pieces[0]
+        elif isinstance(pieces[0], np.ndarray):
+            out[name] = np.concatenate(pieces)
+        else:
+            out[name] = type(pieces[0])._concat_same_type(pieces)
+    return pd.DataFrame(out)
 
 
 def score_arrivals(
@@ -227,27 +299,34 @@ def score_arrivals(
     *,
     keyed: bool = True,
     flush: bool = False,
-) -> list[dict[str, Any]]:
+) -> pd.DataFrame:
     """One symbol's arrivals through the rules: the step the stream and the batch share.
 
     Records are taken in arrival order (partition, offset); valid bars are queued in
     ``state`` (a duplicate or late bar comes back with its quarantine reason), invalid ones
     pass through with theirs, then every bar that is final is evaluated (all of them when
     ``flush``). ``keyed`` is false for records without a symbol (they cannot be queued).
+
+    Returns:
+        A frame of the SCORED schema (:func:`scored_output`): the records not queued, in
+        arrival order, then the bars evaluated, in minute order.
     """
-    out: list[dict[str, Any]] = []
-    ordered = arrivals.sort_values(["partition", "offset"], kind="stable")
-    for record in ordered.to_dict("records"):
-        bar = bar_record({k: record[k] for k in BAR_FIELDS})
-        if bar["reason"] is None and keyed:
-            reason = accept(state, bar)
-            if reason is None:
-                continue
-            bar["reason"] = reason
-            bar["raw_value"] = None
-        out.append(bar)
-    out.extend(evaluate_ready(state, params, flush=flush))
-    return out
+    records = validated_columns(arrivals)
+    passed = pd.notna(records["reason"]) | (not keyed)
+    if keyed and not passed.all():
+        queued = ~passed
+        bars = records if queued.all() else {k: v[queued] for k, v in records.items()}
+        reasons = accept_columns(state, bars)
+        refused = pd.notna(reasons)
+        if refused.any():
+            where = np.flatnonzero(queued)[refused]
+            reason, raw_value = records["reason"].copy(), records["raw_value"].copy()
+            reason[where] = reasons[refused]
+            raw_value[where] = None
+            records = {**records, "reason": reason, "raw_value": raw_value}
+            passed[where] = True
+    rejected = {k: v[passed] for k, v in records.items()} if passed.any() else {}
+    return scored_output(rejected, evaluate_columns(state, params, flush=flush))
 
 
 def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
@@ -258,18 +337,19 @@ def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
     ) -> Iterator[pd.DataFrame]:
         symbol_state = SymbolState.from_json(state.get[0]) if state.exists else SymbolState()
         if state.hasTimedOut:
-            scored = evaluate_ready(symbol_state, params, flush=True)
+            scored = evaluate_columns(symbol_state, params, flush=True)
             state.update((symbol_state.to_json(),))
-            if scored:
-                yield scored_frame(scored)
+            if _rows(scored):
+                yield scored_output(scored)
             return
-        incoming = pd.concat(list(batches), ignore_index=True)
+        chunks = list(batches)
+        incoming = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
         out = score_arrivals(symbol_state, incoming, params, keyed=key[0] is not None)
         if key[0] is not None:
             state.update((symbol_state.to_json(),))
             state.setTimeoutDuration(flush_after_ms)
-        if out:
-            yield scored_frame(out)
+        if len(out):
+            yield out
 
     return step
 
@@ -282,14 +362,9 @@ def score_batch(validated: DataFrame, params: MarketRuleParams) -> DataFrame:
     """
 
     def per_symbol(key: tuple[Any, ...], arrivals: pd.DataFrame) -> pd.DataFrame:
-        out = score_arrivals(SymbolState(), arrivals, params, keyed=key[0] is not None, flush=True)
-        return scored_frame(out)
+        return score_arrivals(SymbolState(), arrivals, params, keyed=key[0] is not None, flush=True)
 
     return validated.groupBy("symbol").applyInPandas(per_symbol, schema=SCORED)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value is pd.NaT
 
 
 def score_bars(validated: DataFrame, params: MarketRuleParams, flush_after_ms: int) -> DataFrame:
@@ -354,9 +429,16 @@ def write_outputs(settings: Settings) -> Any:
     """The ``foreachBatch`` sink: alerts (table, then topic), bronze and quarantine tables.
 
     Alerts go first, so their latency does not include the bronze write; an empty part
-    writes nothing (a replayed batch then also writes nothing, so idempotence holds).
+    writes nothing (a replayed batch then also writes nothing, so idempotence holds). Each
+    Delta append is exactly once per batch (:class:`~spark.tables.BatchAppender`); alerts
+    are published from the driver (confluent-kafka, keyed by ``alert_id``, at least once).
     """
+    from anomalake.producer import Publisher
+    from spark.alerts import publish
+
     m = settings.markets
+    appender = BatchAppender()
+    publisher = Publisher(settings.kafka)
 
     def sink(batch: DataFrame, batch_id: int) -> None:
         timings: dict[str, float] = {}
@@ -386,24 +468,25 @@ def write_outputs(settings: Settings) -> Any:
             query = m.query_name
             if counts.get("alert"):
                 alerts = alert_rows(batch, batch_id).persist()
-                append_once(
+                appender.append(
                     alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
                 )
                 lap("alerts_table")
-                (
-                    alerts.select(
-                        F.col("alert_id").alias("key"),
-                        F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
-                    )
-                    .write.format("kafka")
-                    .options(**settings.kafka.spark_options())
-                    .option("topic", settings.kafka.alerts_topic)
-                    .save()
+                messages = alerts.select(
+                    "alert_id",
+                    F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
+                ).toArrow()
+                keys = messages.column("alert_id").to_pylist()
+                values = messages.column("value").to_pylist()
+                publish(
+                    settings,
+                    [(k, v.encode()) for k, v in zip(keys, values, strict=True)],
+                    publisher,
                 )
                 alerts.unpersist()
                 lap("alerts_topic")
             if counts.get("alert") or counts.get("bar"):
-                append_once(
+                appender.append(
                     bronze_rows(batch),
                     settings.table_path(m.bronze_table),
                     f"{query}.bronze",
@@ -412,7 +495,7 @@ def write_outputs(settings: Settings) -> Any:
                 )
                 lap("bronze_table")
             if counts.get("quarantine"):
-                append_once(
+                appender.append(
                     quarantine_rows(batch),
                     settings.table_path(m.quarantine_table),
                     f"{query}.quarantine",

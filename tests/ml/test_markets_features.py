@@ -10,7 +10,7 @@ import pytest
 from anomalake.errors import AnomalakeError
 from anomalake.generators.markets import EXCHANGE_TZ, generate_bars
 from ml.features.markets import FEATURE_COLUMNS, bar_features, epoch_minutes, valid_bars
-from spark.rules import MarketRuleParams, SymbolState, accept, evaluate_ready
+from spark.rules import MarketRuleParams, SymbolState, accept_bars, evaluate_ready
 
 OPEN_1 = datetime(2026, 1, 5, 9, 15, tzinfo=EXCHANGE_TZ)
 OPEN_2 = datetime(2026, 1, 6, 9, 15, tzinfo=EXCHANGE_TZ)
@@ -222,22 +222,21 @@ def test_empty_frame_gives_empty_features() -> None:
 
 
 def test_return_and_volume_ratio_are_the_rule_quantities() -> None:
-    """On generated bars with gaps, abs_return and volume_ratio are spark.rules.score's."""
+    """On generated bars with gaps, abs_return and volume_ratio are spark.rules'."""
     parts = [generate_bars(s, date(2026, 1, 5), 2, seed=4) for s in ("AAA", "BBB")]
     bars = pd.concat([p[0] for p in parts], ignore_index=True)
     bars = bars.drop(bars.index[::23]).sample(frac=1.0, random_state=0)
     features = bar_features(bars)
     minutes = epoch_minutes(bars["timestamp"])
-    scored = {}
-    for symbol, rows in bars.assign(minute=minutes).groupby("symbol"):
+    parts = []
+    for _, rows in bars.assign(minute=minutes).groupby("symbol"):
         state = SymbolState()
-        for r in rows.to_dict("records"):
-            accept(state, {"minute": int(r["minute"]), "close": r["close"], "volume": r["volume"]})
-        for s in evaluate_ready(state, MarketRuleParams(), flush=True):
-            scored[(symbol, s["minute"])] = s
-    rules = [scored[(s, m)] for s, m in zip(bars["symbol"], minutes, strict=True)]
-    change = np.array([np.nan if r["close_change"] is None else r["close_change"] for r in rules])
-    ratio = np.array([np.nan if r["volume_ratio"] is None else r["volume_ratio"] for r in rules])
+        assert accept_bars(state, rows[["symbol", "minute", "close", "volume"]]).isna().all()
+        parts.append(evaluate_ready(state, MarketRuleParams(), flush=True))
+    scored = pd.concat(parts).set_index(["symbol", "minute"])
+    rules = scored.loc[list(zip(bars["symbol"], minutes, strict=True))]
+    change = rules["close_change"].to_numpy(dtype=float)
+    ratio = rules["volume_ratio"].to_numpy(dtype=float)
     np.testing.assert_array_equal(features["has_return"].to_numpy() == 1.0, ~np.isnan(change))
     np.testing.assert_array_equal(features["has_volume_ratio"].to_numpy() == 1.0, ~np.isnan(ratio))
     np.testing.assert_allclose(features["abs_return"], np.nan_to_num(change), rtol=1e-12)

@@ -94,6 +94,8 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
         faults=FaultRates(0.01, 0.01, 0.01, 0.01, max_disorder=3),
     )
     s = _isolated(kafka, f"corr_{uuid.uuid4().hex[:6]}", max_offsets_per_trigger=1500)
+    alerts_topic = _new_topic(s, partitions=1)
+    s = s.model_copy(update={"kafka": s.kafka.model_copy(update={"alerts_topic": alerts_topic})})
     topic = _new_topic(s)
     report = produce(s.kafka, topic, replay_messages(data))
     assert report.failed == 0
@@ -120,6 +122,31 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
     assert t["alerts"].select("alert_id").distinct().count() == t["alerts"].count()
     a1 = t["alerts"].where("array_contains(rules, 'A1')").first()
     assert a1["prev_close"] > 0 and a1["close_change"] > 0.005 and a1["detected_at"] is not None
+    # every alert row was published, keyed by its id, with the row's values
+    published = _consume_all(s, alerts_topic)
+    table = {r["alert_id"]: r for r in t["alerts"].collect()}
+    assert set(published) == set(table)
+    sample = published[a1["alert_id"]]
+    assert sample["v"] == 1 and sample["rules"] == a1["rules"] and sample["close"] == a1["close"]
+
+
+def _consume_all(s: Settings, topic: str) -> dict[str, dict[str, Any]]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {**s.kafka.client_config(), "group.id": uuid.uuid4().hex, "enable.auto.commit": False}
+    )
+    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got: dict[str, dict[str, Any]] = {}
+    seen, deadline = 0, time.monotonic() + 60
+    while seen < high and time.monotonic() < deadline:
+        for message in consumer.consume(5000, 0.5):
+            if message.error() is None:
+                seen += 1
+                got[(message.key() or b"").decode()] = json.loads(message.value() or b"null")
+    consumer.close()
+    return got
 
 
 def _start_stream(env: dict[str, str], topic: str, log: Path) -> subprocess.Popen[bytes]:

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from spark.tables import (
+    STREAM_TABLE_PROPERTIES,
+    BatchAppender,
+    create_if_missing,
+    last_batch_written,
+)
+
+
+def _rows(spark, batch_id: int, n: int = 3):  # type: ignore[no-untyped-def]
+    return spark.createDataFrame([(batch_id, i) for i in range(n)], "batch long, i long")
+
+
+def _batches(spark, path: str) -> list[int]:  # type: ignore[no-untyped-def]
+    rows = spark.read.format("delta").load(path).groupBy("batch").count().collect()
+    assert all(r["count"] == 3 for r in rows), rows  # no batch written twice
+    return sorted(r["batch"] for r in rows)
+
+
+def test_a_replayed_batch_is_written_once_and_later_batches_append(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "t")
+    run = BatchAppender()
+    assert last_batch_written(spark, path, "q.t") is None  # no table yet
+    for batch_id in (0, 1, 2):
+        assert run.append(_rows(spark, batch_id), path, "q.t", batch_id, None)
+    assert last_batch_written(spark, path, "q.t") == 2
+    # A restart replays batch 2 (crash after the Delta commit, before the checkpoint's).
+    restarted = BatchAppender()
+    assert not restarted.append(_rows(spark, 2), path, "q.t", 2, None)
+    assert restarted.append(_rows(spark, 3), path, "q.t", 3, None)
+    assert _batches(spark, path) == [0, 1, 2, 3]
+
+
+def test_a_replay_that_had_not_reached_the_table_writes_it(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "t")
+    BatchAppender().append(_rows(spark, 0), path, "q.t", 0, None)
+    # crash before batch 1 reached this table: the restarted run writes it
+    assert BatchAppender().append(_rows(spark, 1), path, "q.t", 1, None)
+    assert _batches(spark, path) == [0, 1]
+
+
+def test_batches_of_another_query_do_not_count(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "t")
+    BatchAppender().append(_rows(spark, 5), path, "other.t", 5, None)
+    assert last_batch_written(spark, path, "q.t") is None
+    assert last_batch_written(spark, path, "other.t") == 5
+    # "q.t" must not match "q.t2" either
+    BatchAppender().append(_rows(spark, 7), path, "q.t2", 7, None)
+    assert last_batch_written(spark, path, "q.t") is None
+    assert BatchAppender().append(_rows(spark, 1), path, "q.t", 1, None)
+    assert _batches(spark, path) == [1, 5, 7]
+
+
+def test_a_sink_table_is_created_once_with_the_stream_properties(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "t")
+    create_if_missing(_rows(spark, 0), path)
+    props = {
+        r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
+    }
+    assert {k: props.get(k) for k in STREAM_TABLE_PROPERTIES} == STREAM_TABLE_PROPERTIES
+    assert spark.read.format("delta").load(path).count() == 0
+    BatchAppender().append(_rows(spark, 0), path, "q.t", 0, None)
+    create_if_missing(_rows(spark, 9), path)  # exists: untouched
+    assert _batches(spark, path) == [0]
