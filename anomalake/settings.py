@@ -142,6 +142,11 @@ class MarketsSettings(BaseModel):
     max_payload_bytes: int = 4096
     trigger_seconds: float = 0.5
     max_offsets_per_trigger: int | None = None
+    state_partitions: int | None = Field(
+        default=None,
+        description="partitions of the per-symbol state (fixed when the checkpoint is made); "
+        "default: the cores of a local master, else spark.shuffle_partitions",
+    )
     bronze_table: str = "bronze_markets"
     quarantine_table: str = "quarantine_markets"
     alerts_table: str = "alerts_markets"
@@ -385,6 +390,20 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError("cluster profile needs: " + ", ".join(missing))
         return self
+
+    @property
+    def markets_state_partitions(self) -> int:
+        """Partitions of the markets speed layer's state store.
+
+        On one machine, one per core: each is a task per micro-batch, and more tasks than
+        cores only queue (batches took 2.1 s with 4 partitions on 2 cores, 1.3-1.7 s with 2).
+        """
+        if self.markets.state_partitions:
+            return self.markets.state_partitions
+        master = self.spark.master
+        if master.startswith("local[") and master[6:-1].isdigit():
+            return int(master[6:-1])
+        return self.spark.shuffle_partitions
 
     # --- derived locations -------------------------------------------------------------
     @property

@@ -8,11 +8,12 @@ One streaming query, one checkpoint:
    state store (``applyInPandasWithState``): valid bars are queued behind the symbol's
    event-time watermark, evaluated in minute order and emitted scored; invalid, duplicate
    and late records pass through with their reason;
-3. :func:`write_outputs` (``foreachBatch``) appends bars to the bronze table, the rest to
-   quarantine, fired rules to the alerts table — each Delta commit marked with the batch
-   id (:class:`~spark.tables.BatchAppender`), so a batch replayed after a crash is written
-   once — and publishes the alerts to the alerts topic from the driver (at least once,
-   keyed by a deterministic ``alert_id``).
+3. :func:`write_outputs` (``foreachBatch``) caches the scored batch, then in two threads
+   appends fired rules to the alerts table and publishes them to the alerts topic from the
+   driver (at least once, keyed by a deterministic ``alert_id``), while bars go to the
+   bronze table and the rest to quarantine — each Delta commit marked with the batch id
+   (:class:`~spark.tables.BatchAppender`), so a batch replayed after a crash is written
+   once.
 """
 
 from __future__ import annotations
@@ -426,30 +427,62 @@ def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
 
 
 def write_outputs(settings: Settings) -> Any:
-    """The ``foreachBatch`` sink: alerts (table, then topic), bronze and quarantine tables.
+    """The ``foreachBatch`` sink: the alerts path and the records path, side by side.
 
-    Alerts go first, so their latency does not include the bronze write; an empty part
-    writes nothing (a replayed batch then also writes nothing, so idempotence holds). Each
-    Delta append is exactly once per batch (:class:`~spark.tables.BatchAppender`); alerts
-    are published from the driver (confluent-kafka, keyed by ``alert_id``, at least once).
+    The scored batch is computed once (cached); then, in two threads, alerts go to their
+    table and then to the topic, while bars go to bronze and the rest to quarantine — so an
+    alert's latency does not include the bronze write, and the batch lasts as long as the
+    longer path, not their sum. An empty part writes nothing (a replayed batch then also
+    writes nothing, so idempotence holds). Each Delta append is exactly once per batch
+    (:class:`~spark.tables.BatchAppender`); alerts are published from the driver
+    (confluent-kafka, keyed by ``alert_id``, at least once).
     """
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from pyspark.util import inheritable_thread_target
+
     from anomalake.producer import Publisher
     from spark.alerts import publish
 
     m = settings.markets
+    query = m.query_name
     appender = BatchAppender()
     publisher = Publisher(settings.kafka)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{query}-sink")
+
+    def alerts_path(batch: DataFrame, batch_id: int) -> dict[str, float]:
+        started = time.perf_counter()
+        alerts = alert_rows(batch, batch_id).persist()  # one detected_at for table and topic
+        try:
+            path = settings.table_path(m.alerts_table)
+            appender.append(alerts, path, f"{query}.alerts", batch_id, None)
+            written = time.perf_counter()
+            messages = alerts.select(
+                "alert_id",
+                F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
+            ).toArrow()
+            keys = messages.column("alert_id").to_pylist()
+            values = messages.column("value").to_pylist()
+            records = [(k, v.encode()) for k, v in zip(keys, values, strict=True)]
+            publish(settings, records, publisher)
+        finally:
+            alerts.unpersist()
+        return {"alerts_table": written - started, "alerts_topic": time.perf_counter() - written}
+
+    def records_path(batch: DataFrame, batch_id: int, counts: dict[str, int]) -> dict[str, float]:
+        timings, clock = {}, time.perf_counter()
+        if counts.get("alert") or counts.get("bar"):
+            path = settings.table_path(m.bronze_table)
+            appender.append(bronze_rows(batch), path, f"{query}.bronze", batch_id, "event_date")
+            timings["bronze_table"], clock = time.perf_counter() - clock, time.perf_counter()
+        if counts.get("quarantine"):
+            path = settings.table_path(m.quarantine_table)
+            appender.append(quarantine_rows(batch), path, f"{query}.quarantine", batch_id, None)
+            timings["quarantine_table"] = time.perf_counter() - clock
+        return timings
 
     def sink(batch: DataFrame, batch_id: int) -> None:
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(stage: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[stage] = round(now - clock, 3)
-            clock = now
-
+        started = time.perf_counter()
         batch.persist()
         try:
             kinds = (
@@ -464,46 +497,17 @@ def write_outputs(settings: Settings) -> Any:
                 .collect()
             )
             counts = {row["kind"]: row["count"] for row in kinds}
-            lap("score")
-            query = m.query_name
+            timings = {"score": time.perf_counter() - started}
+            # the paths' Spark jobs keep this thread's job properties (query id, group)
+            inherit = inheritable_thread_target(batch.sparkSession)
+            paths = [pool.submit(inherit(records_path), batch, batch_id, counts)]
             if counts.get("alert"):
-                alerts = alert_rows(batch, batch_id).persist()
-                appender.append(
-                    alerts, settings.table_path(m.alerts_table), f"{query}.alerts", batch_id, None
-                )
-                lap("alerts_table")
-                messages = alerts.select(
-                    "alert_id",
-                    F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
-                ).toArrow()
-                keys = messages.column("alert_id").to_pylist()
-                values = messages.column("value").to_pylist()
-                publish(
-                    settings,
-                    [(k, v.encode()) for k, v in zip(keys, values, strict=True)],
-                    publisher,
-                )
-                alerts.unpersist()
-                lap("alerts_topic")
-            if counts.get("alert") or counts.get("bar"):
-                appender.append(
-                    bronze_rows(batch),
-                    settings.table_path(m.bronze_table),
-                    f"{query}.bronze",
-                    batch_id,
-                    "event_date",
-                )
-                lap("bronze_table")
-            if counts.get("quarantine"):
-                appender.append(
-                    quarantine_rows(batch),
-                    settings.table_path(m.quarantine_table),
-                    f"{query}.quarantine",
-                    batch_id,
-                    None,
-                )
-                lap("quarantine_table")
-            log.info("batch %d %s seconds %s", batch_id, counts, timings)
+                paths.append(pool.submit(inherit(alerts_path), batch, batch_id))
+            wait(paths)
+            for done in paths:
+                timings.update(done.result())  # raises the path's error, if any
+            rounded = {k: round(v, 3) for k, v in timings.items()}
+            log.info("batch %d %s seconds %s", batch_id, counts, rounded)
         finally:
             batch.unpersist()
 
@@ -536,10 +540,18 @@ def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> 
         rule_params(m),
         int(m.flush_after_seconds * 1000),
     )
-    return (
+    writer = (
         scored.writeStream.queryName(m.query_name)
         .option("checkpointLocation", settings.checkpoint_path(m.query_name))
         .trigger(processingTime=f"{int(m.trigger_seconds * 1000)} milliseconds")
         .foreachBatch(write_outputs(settings))
-        .start()
     )
+    # The state's partitions are the shuffle partitions the query starts with (a restart
+    # keeps the checkpoint's); the session's setting is restored for other jobs.
+    key = "spark.sql.shuffle.partitions"
+    session_value = str(spark.conf.get(key))
+    spark.conf.set(key, str(settings.markets_state_partitions))
+    try:
+        return writer.start()
+    finally:
+        spark.conf.set(key, session_value)

@@ -73,3 +73,13 @@ def test_local_kafka_is_plaintext_loopback(tmp_path) -> None:  # type: ignore[no
     assert s.kafka.servers == f"127.0.0.1:{s.kafka.port}"
     assert "kafka.sasl.jaas.config" not in s.kafka.spark_options()
     assert s.topic_partitions[s.kafka.markets_topic] >= 1
+
+
+def test_markets_state_partitions_follow_the_local_cores_unless_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = load_settings(home=tmp_path)
+    assert s.spark.master == "local[2]" and s.markets_state_partitions == 2
+    wider = s.model_copy(update={"spark": s.spark.model_copy(update={"master": "local[8]"})})
+    assert wider.markets_state_partitions == 8
+    remote = s.model_copy(update={"spark": s.spark.model_copy(update={"master": "spark://h:7077"})})
+    assert remote.markets_state_partitions == s.spark.shuffle_partitions
+    assert s.with_markets_query("q", state_partitions=3).markets_state_partitions == 3

@@ -105,8 +105,12 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
         while _landed(spark, s) < report.delivered and time.monotonic() < deadline:
             assert query.exception() is None, query.exception()
             time.sleep(2)
+        state = query.lastProgress["stateOperators"][0]
     finally:
         query.stop()
+    # the state has one partition per local core; the session's setting is left as it was
+    assert state["numShufflePartitions"] == s.markets_state_partitions == 2
+    assert spark.conf.get("spark.sql.shuffle.partitions") == str(s.spark.shuffle_partitions)
     t = _tables(spark, s)
     assert t["bronze"].count() + t["quarantine"].count() == report.delivered
     coords = t["bronze"].select("topic", "partition", "offset")
