@@ -485,18 +485,15 @@ def write_outputs(settings: Settings) -> Any:
         started = time.perf_counter()
         batch.persist()
         try:
-            kinds = (
-                batch.select(
-                    F.when(F.col("reason").isNotNull(), "quarantine")
-                    .when(F.col("a1") | F.col("a2"), "alert")
-                    .otherwise("bar")
-                    .alias("kind")
-                )
-                .groupBy("kind")
-                .count()
-                .collect()
-            )
-            counts = {row["kind"]: row["count"] for row in kinds}
+            # one job computes (and caches) the batch; a global aggregate needs no shuffle
+            quarantined = F.col("reason").isNotNull()
+            fired = ~quarantined & (F.col("a1") | F.col("a2"))
+            totals = batch.agg(
+                F.count_if(quarantined).alias("quarantine"),
+                F.count_if(fired).alias("alert"),
+                F.count_if(~quarantined & ~F.coalesce(fired, F.lit(False))).alias("bar"),
+            ).first()
+            counts = {k: v for k, v in (totals.asDict() if totals else {}).items() if v}
             timings = {"score": time.perf_counter() - started}
             # the paths' Spark jobs keep this thread's job properties (query id, group)
             inherit = inheritable_thread_target(batch.sparkSession)
