@@ -149,9 +149,9 @@ def paced(
 ) -> Iterator[tuple[str, bytes]]:
     """Yield messages at ``rate`` per second, waking every ``tick`` seconds.
 
-    Each message is still sent (and stamped by Kafka) no earlier than its own due time;
-    waking once per tick instead of once per message keeps the harness's own CPU (it shares
-    the two cores with the job) low.
+    Messages go out in bursts of ``rate * tick``, each at most one tick before its due
+    time (latency is measured from the moment it is sent); waking once per tick instead of
+    once per message keeps the harness's own CPU (it shares the two cores) low.
     """
     started = time.perf_counter()
     per_tick = max(1, int(rate * tick))
