@@ -50,7 +50,10 @@ def main(n: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
     install(settings)
     spark = get_spark(settings)
     rows = spark.range(2000).select(
-        "id", (F.col("id") * 1.5).alias("x"), F.lit("SYM").alias("s"), F.current_timestamp()
+        "id",
+        (F.col("id") * 1.5).alias("x"),
+        F.lit("SYM").alias("s"),
+        F.current_timestamp().alias("t"),
     )
     rows = rows.cache()
     rows.count()
