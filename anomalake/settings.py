@@ -43,6 +43,11 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: str | None = None
     ssl_ca_location: str | None = None
+    starting_offsets: str = Field(
+        default="earliest",
+        description="where a stream on a new checkpoint starts: earliest, latest, or Spark's "
+        'per-partition JSON such as {"markets.bars": {"0": 120, "1": 97}}',
+    )
     topics: dict[str, int] = Field(
         default_factory=dict,
         description="topic name -> partition count, added to or overriding the use cases' "
@@ -145,7 +150,8 @@ class MarketsSettings(BaseModel):
     state_partitions: int | None = Field(
         default=None,
         description="partitions of the per-symbol state (fixed when the checkpoint is made); "
-        "default: the cores of a local master, else spark.shuffle_partitions",
+        "default: the cores of a local master (local, local[N], local[*]), "
+        "else spark.shuffle_partitions",
     )
     bronze_table: str = "bronze_markets"
     quarantine_table: str = "quarantine_markets"
@@ -401,8 +407,11 @@ class Settings(BaseSettings):
         if self.markets.state_partitions:
             return self.markets.state_partitions
         master = self.spark.master
-        if master.startswith("local[") and master[6:-1].isdigit():
-            return int(master[6:-1])
+        if master == "local":
+            return 1
+        if master.startswith("local["):
+            cores = master[6:].split(",")[0].rstrip("]")
+            return (os.cpu_count() or 1) if cores == "*" else int(cores)
         return self.spark.shuffle_partitions
 
     # --- derived locations -------------------------------------------------------------

@@ -19,9 +19,13 @@ KAFKA_METADATA = ["topic", "partition", "offset"]
 def kafka_stream(
     spark: SparkSession, settings: Settings, topic: str, max_offsets_per_trigger: int | None = None
 ) -> DataFrame:
-    """A streaming DataFrame over ``topic`` from the earliest offset."""
+    """A streaming DataFrame over ``topic``, from ``kafka.starting_offsets`` on a new checkpoint.
+
+    (A query restarted from its checkpoint resumes where it stopped, whatever this says.)
+    """
     reader = spark.readStream.format("kafka").options(**settings.kafka.spark_options())
-    reader = reader.option("subscribe", topic).option("startingOffsets", "earliest")
+    reader = reader.option("subscribe", topic)
+    reader = reader.option("startingOffsets", settings.kafka.starting_offsets)
     reader = reader.option("failOnDataLoss", "true")
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
 
+from anomalake.errors import AnomalakeError
 from anomalake.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def replace_days(df: DataFrame, path: str, days: Days, column: str = "trade_date
 
 
 BATCH_MARK = "#"
+QUERY_ID_PROPERTY = "sql.streaming.queryId"  # Spark's local property inside a micro-batch
 
 
 def batch_mark(app_id: str, batch_id: int) -> str:
@@ -90,38 +92,59 @@ def batch_mark(app_id: str, batch_id: int) -> str:
     return f"{app_id}{BATCH_MARK}{batch_id}"
 
 
+def stream_app_id(spark: SparkSession, name: str) -> str:
+    """``name@<query id>`` inside a streaming query's micro-batch (``name`` outside one).
+
+    The query id is kept in the checkpoint: a restart keeps it, a new checkpoint (batch
+    ids from 0 again) gets a new one, so its batches are never taken for the old ones.
+    """
+    query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+    return f"{name}@{query_id}" if query_id else name
+
+
 def last_batch_written(
-    spark: SparkSession, path: str, app_id: str, lookback: int = 1000
+    spark: SparkSession, path: str, app_id: str, first_window: int = 100
 ) -> int | None:
     """The highest batch id ``app_id`` committed to the Delta table at ``path`` (None if none).
 
-    Reads the commit metadata of the table's last ``lookback`` versions (no data files).
+    Reads commit metadata only (no data files), newest first in growing windows: an app's
+    marks increase with the version, so the first window that holds one has the highest.
     """
     from delta.tables import DeltaTable
 
     if not DeltaTable.isDeltaTable(spark, path):
         return None
     prefix = f"{app_id}{BATCH_MARK}"
-    marks = (
-        DeltaTable.forPath(spark, path)
-        .history(lookback)
-        .where(F.col("userMetadata").startswith(prefix))
-        .select(F.max(F.substring_index("userMetadata", BATCH_MARK, -1).cast("long")))
-        .first()
-    )
-    return None if marks is None or marks[0] is None else int(marks[0])
+    table = DeltaTable.forPath(spark, path)
+    limit = first_window
+    while True:
+        history = table.history(limit).select("userMetadata").cache()
+        try:
+            mark = (
+                history.where(F.col("userMetadata").startswith(prefix))
+                .select(F.max(F.substring_index("userMetadata", BATCH_MARK, -1).cast("long")))
+                .first()
+            )
+            if mark is not None and mark[0] is not None:
+                return int(mark[0])
+            if history.count() < limit:  # the whole history was read
+                return None
+        finally:
+            history.unpersist()
+        limit *= 10
 
 
 class BatchAppender:
     """Appends one streaming query run's micro-batches to Delta tables exactly once.
 
-    Every commit carries :func:`batch_mark` as its user metadata. After a crash Spark
-    re-runs the last planned batch with the same id, so only the first batch a run writes
-    to a table can be a replay: for that one the table's history is read, and a batch
-    already committed is skipped; later batches of the run append directly. (Delta's own
-    ``txnAppId``/``txnVersion`` check reads the table's transaction state on every commit:
-    0.6 s per append against 0.2 s, measured in docs/benchmarks.md.) Create one per
-    query start, so a restarted query checks again.
+    Every commit carries :func:`batch_mark` as its user metadata (``app_id`` from
+    :func:`stream_app_id`). After a crash Spark re-runs the last planned batch with the
+    same id, so only the first batch a run writes to a table can be a replay: for that one
+    the table's history is read, and a batch already committed is skipped; later batches
+    of the run append directly. The same guarantee as Delta's ``txnAppId``/``txnVersion``
+    for this single-writer-per-app case, without their cost: they read the table's
+    transaction state on every commit (0.6 s per append against 0.2 s, docs/benchmarks.md).
+    Create one per query start, so a restarted query checks again.
     """
 
     def __init__(self) -> None:
@@ -133,8 +156,14 @@ class BatchAppender:
         """Append ``df`` as ``app_id``'s batch ``batch_id``; False if it was already there."""
         if path not in self._checked:
             done = last_batch_written(df.sparkSession, path, app_id)
+            if done is not None and done > batch_id:
+                raise AnomalakeError(
+                    f"{path} holds batch {done} of {app_id}, ahead of batch {batch_id}",
+                    "the query's checkpoint is older than its table: restore the checkpoint "
+                    "that wrote the table, or start a new checkpoint",
+                )
             self._checked.add(path)
-            if done is not None and done >= batch_id:
+            if done == batch_id:
                 return False
         writer = (
             df.coalesce(1)
@@ -156,13 +185,13 @@ then stalls one batch in ten by seconds (the checkpoint is written inside the co
 def create_if_missing(frame: DataFrame, path: str, partition: str | None = None) -> None:
     """Create a streaming sink's Delta table at ``path`` (``frame``'s schema, no rows).
 
-    Nothing happens if the table exists. New tables get :data:`STREAM_TABLE_PROPERTIES`.
+    Nothing happens if the table exists. A new table gets :data:`STREAM_TABLE_PROPERTIES`
+    in its first commit (an existing one keeps its own: ``ALTER TABLE ... SET
+    TBLPROPERTIES`` while no stream writes it).
     """
     from delta.tables import DeltaTable
 
-    spark = frame.sparkSession
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not DeltaTable.isDeltaTable(frame.sparkSession, path):
         writer = frame.limit(0).write.format("delta").mode("append")
+        writer = writer.options(**STREAM_TABLE_PROPERTIES)
         (writer.partitionBy(partition) if partition else writer).save(path)
-        props = ", ".join(f"'{k}' = '{v}'" for k, v in STREAM_TABLE_PROPERTIES.items())
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({props})")

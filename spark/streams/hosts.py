@@ -193,7 +193,7 @@ def write_outputs(settings: Settings, activity: str) -> Any:
     """The ``foreachBatch`` sink: scored rows, quarantine, per-host window counts."""
     from delta.tables import DeltaTable
 
-    from spark.tables import BatchAppender
+    from spark.tables import BatchAppender, stream_app_id
 
     h = settings.hosts
     query = h.query_name(activity)
@@ -206,9 +206,10 @@ def write_outputs(settings: Settings, activity: str) -> Any:
             valid = scored.where(F.col("reason").isNull()).drop("reason", "raw_value")
             bad = quarantine_rows(scored)
             scored_path = settings.table_path(h.scored_table(activity))
-            appender.append(valid, scored_path, f"{query}.scored", batch_id, None)
+            app = stream_app_id(spark, query)
+            appender.append(valid, scored_path, f"{app}.scored", batch_id, None)
             appender.append(
-                bad, settings.table_path(h.quarantine_table), f"{query}.quarantine", batch_id, None
+                bad, settings.table_path(h.quarantine_table), f"{app}.quarantine", batch_id, None
             )
             touched = valid.select("host", F.window("ts", f"{h.window_minutes} minutes").alias("w"))
             touched = touched.select("host", F.col("w.start").alias("window_start")).distinct()

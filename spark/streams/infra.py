@@ -51,7 +51,7 @@ from anomalake.settings import Settings
 from spark.detectors.detector_set import DetectorSet, DetectorSetConfig
 from spark.ingest import bronze_rows
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import BatchAppender, create_if_missing
+from spark.tables import BatchAppender, create_if_missing, stream_app_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -406,6 +406,7 @@ def write_outputs(
         batch.persist()
         try:
             query = i.query_name
+            app = stream_app_id(batch.sparkSession, query)
             # the alerts table remembers applied batches by (query id, batch id): the id is
             # kept in the checkpoint, so a new checkpoint (batch ids from 0) is a new query
             deadline = time.monotonic() + 30
@@ -415,14 +416,14 @@ def write_outputs(
             appender.append(
                 bronze_rows(batch),
                 settings.table_path(i.bronze_table),
-                f"{query}.bronze",
+                f"{app}.bronze",
                 batch_id,
                 "event_date",
             )
             appender.append(
                 quarantine_rows(batch),
                 settings.table_path(i.quarantine_table),
-                f"{query}.quarantine",
+                f"{app}.quarantine",
                 batch_id,
                 None,
             )

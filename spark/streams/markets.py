@@ -50,7 +50,7 @@ from spark.rules import (
     evaluate_columns,
 )
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import BatchAppender, create_if_missing
+from spark.tables import BatchAppender, create_if_missing, stream_app_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -450,12 +450,12 @@ def write_outputs(settings: Settings) -> Any:
     publisher = Publisher(settings.kafka)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{query}-sink")
 
-    def alerts_path(batch: DataFrame, batch_id: int) -> dict[str, float]:
+    def alerts_path(batch: DataFrame, batch_id: int, app: str) -> dict[str, float]:
         started = time.perf_counter()
         alerts = alert_rows(batch, batch_id).persist()  # one detected_at for table and topic
         try:
             path = settings.table_path(m.alerts_table)
-            appender.append(alerts, path, f"{query}.alerts", batch_id, None)
+            appender.append(alerts, path, f"{app}.alerts", batch_id, None)
             written = time.perf_counter()
             messages = alerts.select(
                 "alert_id",
@@ -469,15 +469,17 @@ def write_outputs(settings: Settings) -> Any:
             alerts.unpersist()
         return {"alerts_table": written - started, "alerts_topic": time.perf_counter() - written}
 
-    def records_path(batch: DataFrame, batch_id: int, counts: dict[str, int]) -> dict[str, float]:
+    def records_path(
+        batch: DataFrame, batch_id: int, app: str, counts: dict[str, int]
+    ) -> dict[str, float]:
         timings, clock = {}, time.perf_counter()
         if counts.get("alert") or counts.get("bar"):
             path = settings.table_path(m.bronze_table)
-            appender.append(bronze_rows(batch), path, f"{query}.bronze", batch_id, "event_date")
+            appender.append(bronze_rows(batch), path, f"{app}.bronze", batch_id, "event_date")
             timings["bronze_table"], clock = time.perf_counter() - clock, time.perf_counter()
         if counts.get("quarantine"):
             path = settings.table_path(m.quarantine_table)
-            appender.append(quarantine_rows(batch), path, f"{query}.quarantine", batch_id, None)
+            appender.append(quarantine_rows(batch), path, f"{app}.quarantine", batch_id, None)
             timings["quarantine_table"] = time.perf_counter() - clock
         return timings
 
@@ -495,14 +497,25 @@ def write_outputs(settings: Settings) -> Any:
             ).first()
             counts = {k: v for k, v in (totals.asDict() if totals else {}).items() if v}
             timings = {"score": time.perf_counter() - started}
-            # the paths' Spark jobs keep this thread's job properties (query id, group)
-            inherit = inheritable_thread_target(batch.sparkSession)
-            paths = [pool.submit(inherit(records_path), batch, batch_id, counts)]
+            app = stream_app_id(batch.sparkSession, query)
+            # each path's Spark jobs get a copy of this thread's job properties (query id)
+            session = batch.sparkSession
+            paths = [
+                pool.submit(
+                    inheritable_thread_target(session)(records_path), batch, batch_id, app, counts
+                )
+            ]
             if counts.get("alert"):
-                paths.append(pool.submit(inherit(alerts_path), batch, batch_id))
+                alerts_job = inheritable_thread_target(session)(alerts_path)
+                paths.append(pool.submit(alerts_job, batch, batch_id, app))
             wait(paths)
+            failed = [e for p in paths if (e := p.exception()) is not None]
+            for error in failed[1:]:
+                log.error("batch %d: a second sink path failed too: %r", batch_id, error)
+            if failed:
+                raise failed[0]
             for done in paths:
-                timings.update(done.result())  # raises the path's error, if any
+                timings.update(done.result())
             rounded = {k: round(v, 3) for k, v in timings.items()}
             log.info("batch %d %s seconds %s", batch_id, counts, rounded)
         finally:

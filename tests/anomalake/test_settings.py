@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -80,6 +82,9 @@ def test_markets_state_partitions_follow_the_local_cores_unless_set(tmp_path) ->
     assert s.spark.master == "local[2]" and s.markets_state_partitions == 2
     wider = s.model_copy(update={"spark": s.spark.model_copy(update={"master": "local[8]"})})
     assert wider.markets_state_partitions == 8
+    for master, cores in (("local", 1), ("local[*]", os.cpu_count()), ("local[3,2]", 3)):
+        m = s.model_copy(update={"spark": s.spark.model_copy(update={"master": master})})
+        assert m.markets_state_partitions == cores, master
     remote = s.model_copy(update={"spark": s.spark.model_copy(update={"master": "spark://h:7077"})})
     assert remote.markets_state_partitions == s.spark.shuffle_partitions
     assert s.with_markets_query("q", state_partitions=3).markets_state_partitions == 3

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from anomalake.errors import AnomalakeError
 from spark.tables import (
     STREAM_TABLE_PROPERTIES,
     BatchAppender,
     create_if_missing,
     last_batch_written,
+    stream_app_id,
 )
 
 
@@ -57,6 +61,8 @@ def test_batches_of_another_query_do_not_count(spark, tmp_path: Path) -> None:  
 def test_a_sink_table_is_created_once_with_the_stream_properties(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = str(tmp_path / "t")
     create_if_missing(_rows(spark, 0), path)
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()
+    assert len(history) == 1  # the properties are in the table's first commit
     props = {
         r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
     }
@@ -65,3 +71,24 @@ def test_a_sink_table_is_created_once_with_the_stream_properties(spark, tmp_path
     BatchAppender().append(_rows(spark, 0), path, "q.t", 0, None)
     create_if_missing(_rows(spark, 9), path)  # exists: untouched
     assert _batches(spark, path) == [0]
+
+
+def test_the_history_is_searched_past_other_apps_commits(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "t")
+    BatchAppender().append(_rows(spark, 4), path, "q.t", 4, None)
+    other = BatchAppender()
+    for batch_id in range(5):  # five newer commits by another query on the same table
+        other.append(_rows(spark, 10 + batch_id), path, "other.t", batch_id, None)
+    assert last_batch_written(spark, path, "q.t", first_window=2) == 4
+    assert last_batch_written(spark, path, "none", first_window=2) is None
+
+
+def test_a_table_ahead_of_the_checkpoint_is_an_error(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "t")
+    BatchAppender().append(_rows(spark, 9), path, "q.t", 9, None)
+    with pytest.raises(AnomalakeError, match="ahead of batch 3"):
+        BatchAppender().append(_rows(spark, 3), path, "q.t", 3, None)
+
+
+def test_outside_a_stream_the_app_id_is_the_name(spark) -> None:  # type: ignore[no-untyped-def]
+    assert stream_app_id(spark, "q") == "q"
