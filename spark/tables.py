@@ -151,9 +151,19 @@ class BatchAppender:
         self._checked: set[str] = set()
 
     def append(
-        self, df: DataFrame, path: str, app_id: str, batch_id: int, partition: str | None
+        self,
+        df: DataFrame,
+        path: str,
+        app_id: str,
+        batch_id: int,
+        partition: str | None,
+        coalesce: bool = True,
     ) -> bool:
-        """Append ``df`` as ``app_id``'s batch ``batch_id``; False if it was already there."""
+        """Append ``df`` as ``app_id``'s batch ``batch_id``; False if it was already there.
+
+        ``coalesce`` writes one file (per table partition) instead of one per ``df``
+        partition; leave it off when ``df`` is still to be computed, or one task does it.
+        """
         if path not in self._checked:
             done = last_batch_written(df.sparkSession, path, app_id)
             if done is not None and done > batch_id:
@@ -166,7 +176,7 @@ class BatchAppender:
             if done == batch_id:
                 return False
         writer = (
-            df.coalesce(1)
+            (df.coalesce(1) if coalesce else df)
             .write.format("delta")
             .mode("append")
             .option("userMetadata", batch_mark(app_id, batch_id))

@@ -8,9 +8,9 @@ One streaming query, one checkpoint:
    state store (``applyInPandasWithState``): valid bars are queued behind the symbol's
    event-time watermark, evaluated in minute order and emitted scored; invalid, duplicate
    and late records pass through with their reason;
-3. :func:`write_outputs` (``foreachBatch``) caches the scored batch, then in two threads
-   appends fired rules to the alerts table and publishes them to the alerts topic from the
-   driver (at least once, keyed by a deterministic ``alert_id``), while bars go to the
+3. :func:`write_outputs` (``foreachBatch``): one job scores the batch (cached) and appends
+   fired rules to the alerts table; then, side by side, the alerts go to the alerts topic
+   from the driver (at least once, keyed by a deterministic ``alert_id``), bars to the
    bronze table and the rest to quarantine — each Delta commit marked with the batch id
    (:class:`~spark.tables.BatchAppender`), so a batch replayed after a crash is written
    once.
@@ -427,15 +427,14 @@ def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
 
 
 def write_outputs(settings: Settings) -> Any:
-    """The ``foreachBatch`` sink: the alerts path and the records path, side by side.
+    """The ``foreachBatch`` sink: alerts first, then topic, bronze and quarantine side by side.
 
-    The scored batch is computed once (cached); then, in two threads, alerts go to their
-    table and then to the topic, while bars go to bronze and the rest to quarantine — so an
-    alert's latency does not include the bronze write, and the batch lasts as long as the
-    longer path, not their sum. An empty part writes nothing (a replayed batch then also
-    writes nothing, so idempotence holds). Each Delta append is exactly once per batch
-    (:class:`~spark.tables.BatchAppender`); alerts are published from the driver
-    (confluent-kafka, keyed by ``alert_id``, at least once).
+    One Spark job scores the batch (caching it) and appends its alerts to the alerts
+    table, so an alert row waits for nothing else; then, in three threads, the alerts go
+    to the topic (from the driver: confluent-kafka, keyed by ``alert_id``, at least once),
+    bars to bronze and the rest to quarantine, and the batch lasts as long as the longest.
+    An empty part commits nothing (Delta records no empty append). Each Delta append is
+    exactly once per batch (:class:`~spark.tables.BatchAppender`).
     """
     from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -448,66 +447,60 @@ def write_outputs(settings: Settings) -> Any:
     query = m.query_name
     appender = BatchAppender()
     publisher = Publisher(settings.kafka)
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{query}-sink")
+    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"{query}-sink")
 
-    def alerts_path(batch: DataFrame, batch_id: int, app: str) -> dict[str, float]:
+    def topic_path(alerts: DataFrame) -> dict[str, float]:
         started = time.perf_counter()
-        alerts = alert_rows(batch, batch_id).persist()  # one detected_at for table and topic
-        try:
-            path = settings.table_path(m.alerts_table)
-            appender.append(alerts, path, f"{app}.alerts", batch_id, None)
-            written = time.perf_counter()
-            messages = alerts.select(
-                "alert_id",
-                F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
-            ).toArrow()
-            keys = messages.column("alert_id").to_pylist()
-            values = messages.column("value").to_pylist()
-            records = [(k, v.encode()) for k, v in zip(keys, values, strict=True)]
-            publish(settings, records, publisher)
-        finally:
-            alerts.unpersist()
-        return {"alerts_table": written - started, "alerts_topic": time.perf_counter() - written}
+        messages = alerts.select(
+            "alert_id",
+            F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
+        ).toArrow()
+        keys = messages.column("alert_id").to_pylist()
+        values = messages.column("value").to_pylist()
+        publish(settings, [(k, v.encode()) for k, v in zip(keys, values, strict=True)], publisher)
+        return {"alerts_topic": time.perf_counter() - started}
 
-    def records_path(
-        batch: DataFrame, batch_id: int, app: str, counts: dict[str, int]
+    def table_path(
+        rows: DataFrame, table: str, app: str, batch_id: int, partition: str | None = None
     ) -> dict[str, float]:
-        timings, clock = {}, time.perf_counter()
-        if counts.get("alert") or counts.get("bar"):
-            path = settings.table_path(m.bronze_table)
-            appender.append(bronze_rows(batch), path, f"{app}.bronze", batch_id, "event_date")
-            timings["bronze_table"], clock = time.perf_counter() - clock, time.perf_counter()
-        if counts.get("quarantine"):
-            path = settings.table_path(m.quarantine_table)
-            appender.append(quarantine_rows(batch), path, f"{app}.quarantine", batch_id, None)
-            timings["quarantine_table"] = time.perf_counter() - clock
-        return timings
+        started = time.perf_counter()
+        appender.append(rows, settings.table_path(table), f"{app}.{table}", batch_id, partition)
+        return {table: time.perf_counter() - started}
 
     def sink(batch: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
         batch.persist()
+        alerts = alert_rows(batch, batch_id).persist()  # one detected_at for table and topic
         try:
-            # one job computes (and caches) the batch; a global aggregate needs no shuffle
-            quarantined = F.col("reason").isNotNull()
-            fired = ~quarantined & (F.col("a1") | F.col("a2"))
-            totals = batch.agg(
-                F.count_if(quarantined).alias("quarantine"),
-                F.count_if(fired).alias("alert"),
-                F.count_if(~quarantined & ~F.coalesce(fired, F.lit(False))).alias("bar"),
-            ).first()
-            counts = {k: v for k, v in (totals.asDict() if totals else {}).items() if v}
-            timings = {"score": time.perf_counter() - started}
             app = stream_app_id(batch.sparkSession, query)
-            # each path's Spark jobs get a copy of this thread's job properties (query id)
+            # One job scores the batch (cached for the paths below) and appends its alerts
+            # (one file per state partition: no coalescing, which would score in one task).
+            # A batch without alerts commits nothing: Delta records no empty append.
+            path = settings.table_path(m.alerts_table)
+            appender.append(alerts, path, f"{app}.{m.alerts_table}", batch_id, None, coalesce=False)
+            timings = {"score_and_alerts_table": time.perf_counter() - started}
+            # then side by side: alerts to the topic, bars to bronze, the rest to quarantine
+            # (each path's Spark jobs get a copy of this thread's job properties)
             session = batch.sparkSession
+            bronze, bad = bronze_rows(batch), quarantine_rows(batch)
             paths = [
+                pool.submit(inheritable_thread_target(session)(topic_path), alerts),
                 pool.submit(
-                    inheritable_thread_target(session)(records_path), batch, batch_id, app, counts
-                )
+                    inheritable_thread_target(session)(table_path),
+                    bronze,
+                    m.bronze_table,
+                    app,
+                    batch_id,
+                    "event_date",
+                ),
+                pool.submit(
+                    inheritable_thread_target(session)(table_path),
+                    bad,
+                    m.quarantine_table,
+                    app,
+                    batch_id,
+                ),
             ]
-            if counts.get("alert"):
-                alerts_job = inheritable_thread_target(session)(alerts_path)
-                paths.append(pool.submit(alerts_job, batch, batch_id, app))
             wait(paths)
             failed = [e for p in paths if (e := p.exception()) is not None]
             for error in failed[1:]:
@@ -517,8 +510,9 @@ def write_outputs(settings: Settings) -> Any:
             for done in paths:
                 timings.update(done.result())
             rounded = {k: round(v, 3) for k, v in timings.items()}
-            log.info("batch %d %s seconds %s", batch_id, counts, rounded)
+            log.info("batch %d seconds %s", batch_id, rounded)
         finally:
+            alerts.unpersist()
             batch.unpersist()
 
     return sink

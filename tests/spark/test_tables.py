@@ -92,3 +92,12 @@ def test_a_table_ahead_of_the_checkpoint_is_an_error(spark, tmp_path: Path) -> N
 
 def test_outside_a_stream_the_app_id_is_the_name(spark) -> None:  # type: ignore[no-untyped-def]
     assert stream_app_id(spark, "q") == "q"
+
+
+def test_an_empty_part_commits_nothing(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # the sinks append every part of a batch; Delta records no commit for an empty append
+    path = str(tmp_path / "t")
+    create_if_missing(_rows(spark, 0), path, partition="batch")
+    for coalesce in (True, False):
+        BatchAppender().append(_rows(spark, 1, n=0), path, "q.t", 1, "batch", coalesce=coalesce)
+    assert [r["version"] for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()] == [0]
