@@ -116,7 +116,7 @@ class SymbolState:
     @property
     def pending_count(self) -> int:
         """How many bars are pending."""
-        return _length(self.pending_columns)
+        return row_count(self.pending_columns)
 
     def to_json(self) -> str:
         """Serialise for the state store (pending rows exactly, with their dtypes)."""
@@ -151,7 +151,8 @@ class SymbolState:
         )
 
 
-def _length(columns: Columns) -> int:
+def row_count(columns: Columns) -> int:
+    """How many rows ``columns`` hold."""
     return len(next(iter(columns.values()))) if columns else 0
 
 
@@ -220,7 +221,7 @@ def _columns_from_lists(lists: list[list[Any]]) -> Columns:
     return columns
 
 
-def _concat(parts: list[Columns]) -> Columns:
+def concat_columns(parts: list[Columns]) -> Columns:
     """The rows of ``parts`` one after the other (as ``pandas.concat`` would put them)."""
     first = parts[0]
     same = all(
@@ -253,7 +254,7 @@ def accept_bars(state: SymbolState, bars: pd.DataFrame) -> pd.Series:
 
 def accept_columns(state: SymbolState, bars: Columns) -> np.ndarray:
     """:func:`accept_bars` of bars given as columns; the reasons as an object array."""
-    n = _length(bars)
+    n = row_count(bars)
     reasons = np.full(n, None, dtype=object)
     if n == 0:
         return reasons
@@ -274,7 +275,7 @@ def accept_columns(state: SymbolState, bars: Columns) -> np.ndarray:
     if accepted.any():
         new = {name: array[accepted] for name, array in bars.items()}  # copies
         state.pending_columns = (
-            _concat([state.pending_columns, new]) if state.pending_count else new
+            concat_columns([state.pending_columns, new]) if state.pending_count else new
         )
         newest = int(minutes[accepted].max())
         state.max_minute = newest if state.max_minute is None else max(state.max_minute, newest)

@@ -47,7 +47,9 @@ from spark.rules import (
     MarketRuleParams,
     SymbolState,
     accept_columns,
+    concat_columns,
     evaluate_columns,
+    row_count,
 )
 from spark.schemas import KAFKA_RECORD_FIELDS
 from spark.tables import BatchAppender, create_if_missing, stream_app_id
@@ -215,10 +217,6 @@ SCORED_DTYPES: dict[str, Any] = {
 BAR_FIELDS = VALIDATED.fieldNames()
 
 
-def _rows(columns: Columns) -> int:
-    return len(next(iter(columns.values()))) if columns else 0
-
-
 def _microseconds(times: Any) -> np.ndarray:
     """Timestamps as naive ``datetime64[ns]`` floored to the microsecond (tz-aware: UTC)."""
     if isinstance(times.dtype, pd.DatetimeTZDtype):
@@ -280,17 +278,11 @@ def scored_output(*parts: Columns) -> pd.DataFrame:
 
     Columns in SCORED's order and :data:`SCORED_DTYPES`; a column a part lacks is null there.
     """
-    nonempty = [p for p in parts if _rows(p)] or [{}]
-    out: Columns = {}
-    for name in SCORED_DTYPES:
-        pieces = [_typed(p.get(name), name, _rows(p)) for p in nonempty]
-        if len(pieces) == 1:
-            out[name] = pieces[0]
-        elif isinstance(pieces[0], np.ndarray):
-            out[name] = np.concatenate(pieces)
-        else:
-            out[name] = type(pieces[0])._concat_same_type(pieces)
-    return pd.DataFrame(out)
+    nonempty = [p for p in parts if row_count(p)] or [{}]
+    typed = [
+        {name: _typed(p.get(name), name, row_count(p)) for name in SCORED_DTYPES} for p in nonempty
+    ]
+    return pd.DataFrame(typed[0] if len(typed) == 1 else concat_columns(typed))
 
 
 def score_arrivals(
@@ -340,7 +332,7 @@ def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
         if state.hasTimedOut:
             scored = evaluate_columns(symbol_state, params, flush=True)
             state.update((symbol_state.to_json(),))
-            if _rows(scored):
+            if row_count(scored):
                 yield scored_output(scored)
             return
         chunks = list(batches)
