@@ -6,9 +6,16 @@ Two small poms under ``infra/maven`` name what we need from Maven Central:
 * ``spark``: ``spark-sql-kafka-0-10`` and ``delta-spark`` with theirs.
 
 ``mvn dependency:copy-dependencies`` copies each set into ``<jars_dir>/<name>``; Maven's
-own repository (``~/.m2``) keeps the downloads, so a second install is offline-fast. A
-stamp file records the pom's hash and the jar list, so a changed pom re-resolves and a
-truncated or missing jar (a corrupt cache) is detected and reported.
+own repository (``~/.m2``) keeps the downloads, so a second install is offline-fast.
+
+One more set is our own code: ``local-fs``, the few classes under ``infra/java`` that give
+local Spark a Hadoop file system without forked ``chmod``/``readlink`` (see
+``infra/java/io/anomalake/fs/RawLocalFileSystem.java``), compiled with ``javac`` against the
+Hadoop jars pyspark ships, so it matches the Hadoop it runs in.
+
+A stamp file in each set records the hash of its inputs (pom, or sources and pyspark
+version) and the jar list, so a changed input rebuilds and a truncated or missing jar (a
+corrupt cache) is detected and reported.
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from anomalake.errors import AnomalakeError
 from anomalake.settings import PROJECT_ROOT, Settings
 
 POM_DIR = PROJECT_ROOT / "infra" / "maven"
-JAR_SETS = ("kafka", "spark")
+JAVA_DIR = PROJECT_ROOT / "infra" / "java"
+MAVEN_SETS = ("kafka", "spark")
+LOCAL_FS = "local-fs"
+JAR_SETS = (*MAVEN_SETS, LOCAL_FS)
 STAMP = ".resolved.json"
 _VERSION_SUFFIX = re.compile(r"-\d+(?:\.\d+)+[\w.\-]*\.jar$")
 
@@ -80,8 +90,24 @@ def spark_bundled_jars() -> set[str]:
     return {artifact_name(p.name) for p in jars.glob("*.jar")}
 
 
-def _pom_hash(pom: Path) -> str:
-    return hashlib.sha256(pom.read_bytes()).hexdigest()
+def inputs_hash(name: str) -> str:
+    """The hash of what jar set ``name`` is made from: its pom, or sources and pyspark."""
+    digest = hashlib.sha256()
+    if name in MAVEN_SETS:
+        digest.update((POM_DIR / name / "pom.xml").read_bytes())
+    else:
+        import pyspark
+
+        digest.update(pyspark.__version__.encode())
+        for source in java_sources():
+            digest.update(source.relative_to(JAVA_DIR).as_posix().encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def java_sources() -> list[Path]:
+    """The Java sources of the ``local-fs`` set."""
+    return sorted(JAVA_DIR.rglob("*.java"))
 
 
 def _is_valid_jar(path: Path) -> bool:
@@ -96,15 +122,15 @@ def verify(name: str, settings: Settings) -> JarSet:
     """Check the cached jar set ``name``; raise if missing, stale or corrupt."""
     directory = settings.jars_dir / name
     stamp = directory / STAMP
-    pom = POM_DIR / name / "pom.xml"
     if not stamp.exists():
         raise AnomalakeError(
             f"{name} jars are not installed in {directory}", "run `anomalake install`"
         )
     meta = json.loads(stamp.read_text())
-    if meta.get("pom_sha256") != _pom_hash(pom):
+    if meta.get("inputs_sha256") != inputs_hash(name):
+        made_from = POM_DIR / name / "pom.xml" if name in MAVEN_SETS else JAVA_DIR
         raise AnomalakeError(
-            f"{name} jars were resolved from an older {pom}", "run `anomalake install`"
+            f"{name} jars were made from an older {made_from}", "run `anomalake install`"
         )
     jars = tuple(directory / j for j in meta["jars"])
     bad = [j.name for j in jars if not j.exists() or not _is_valid_jar(j)]
@@ -116,15 +142,19 @@ def verify(name: str, settings: Settings) -> JarSet:
     return JarSet(name, directory, jars)
 
 
+def _valid_cache(name: str, settings: Settings) -> JarSet | None:
+    """The cached jar set ``name`` if it is valid and up to date."""
+    try:
+        return verify(name, settings)
+    except AnomalakeError:
+        return None
+
+
 def resolve(name: str, settings: Settings, *, force: bool = False) -> JarSet:
     """Resolve jar set ``name`` with Maven unless a valid cache is present."""
-    if not force:
-        try:
-            return verify(name, settings)
-        except AnomalakeError:
-            pass
+    if not force and (cached := _valid_cache(name, settings)):
+        return cached
     mvn = check_maven()
-    directory = settings.jars_dir / name
     staging = settings.jars_dir / f".{name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     cmd = [
@@ -149,15 +179,60 @@ def resolve(name: str, settings: Settings, *, force: bool = False) -> JarSet:
     for p in staging.glob("*.jar"):
         if p.name not in jars:
             p.unlink()
+    return _publish(name, settings, staging, jars)
+
+
+def _publish(name: str, settings: Settings, staging: Path, jars: list[str]) -> JarSet:
+    """Stamp the set built in ``staging`` and put it in place of the cached one."""
     (staging / STAMP).write_text(
-        json.dumps({"pom_sha256": _pom_hash(POM_DIR / name / "pom.xml"), "jars": jars}, indent=1)
+        json.dumps({"inputs_sha256": inputs_hash(name), "jars": jars}, indent=1)
     )
+    directory = settings.jars_dir / name
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     return verify(name, settings)
 
 
+def check_javac() -> str:
+    """Return the path of ``javac``; fail clearly with a JRE only."""
+    javac = shutil.which("javac")
+    if not javac:
+        raise AnomalakeError(
+            "javac not found on PATH (a JRE without the JDK?)",
+            "install a JDK 17+ (apt-get install openjdk-17-jdk-headless)",
+        )
+    return javac
+
+
+def build_local_fs(settings: Settings, *, force: bool = False) -> JarSet:
+    """Compile ``infra/java`` into the ``local-fs`` jar unless a valid one is cached."""
+    import pyspark
+
+    if not force and (cached := _valid_cache(LOCAL_FS, settings)):
+        return cached
+    javac = check_javac()
+    staging = settings.jars_dir / f".{LOCAL_FS}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    classes = staging / "classes"
+    hadoop = Path(pyspark.__file__).parent / "jars" / "*"
+    cmd = [javac, "--release", "17", "-cp", str(hadoop), "-d", str(classes)]
+    proc = subprocess.run([*cmd, *map(str, java_sources())], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AnomalakeError(
+            f"javac could not compile {JAVA_DIR}: {proc.stderr.strip()[:300]}",
+            "check the sources against the Hadoop jars in pyspark/jars",
+        )
+    jar = f"anomalake-{LOCAL_FS}.jar"
+    with zipfile.ZipFile(staging / jar, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+        for path in sorted(classes.rglob("*.class")):
+            zf.write(path, path.relative_to(classes).as_posix())
+    shutil.rmtree(classes)
+    return _publish(LOCAL_FS, settings, staging, [jar])
+
+
 def install(settings: Settings, *, force: bool = False) -> list[JarSet]:
-    """Check Java and resolve every jar set."""
+    """Check Java, resolve the Maven jar sets and build our own."""
     check_java()
-    return [resolve(name, settings, force=force) for name in JAR_SETS]
+    sets = [resolve(name, settings, force=force) for name in MAVEN_SETS]
+    return [*sets, build_local_fs(settings, force=force)]

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from anomalake.install import verify
+from anomalake.install import LOCAL_FS, verify
 from anomalake.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,8 +42,28 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         # A single machine: Delta's snapshot reconstruction needs no 50 partitions.
         conf["spark.databricks.delta.snapshotPartitions"] = "2"
+        conf.update(local_file_system_conf(settings))
     conf.update(s.extra_conf)
     return conf
+
+
+LOCAL_FILE_SYSTEM = {
+    "spark.hadoop.fs.file.impl": "io.anomalake.fs.LocalFileSystem",
+    "spark.hadoop.fs.AbstractFileSystem.file.impl": "io.anomalake.fs.LocalFs",
+}
+"""Hadoop's ``file:`` scheme, for both of its APIs, without forked ``chmod``/``readlink``."""
+
+
+def local_file_system_conf(settings: Settings) -> dict[str, str]:
+    """Spark conf for the ``local-fs`` jar's file system (``infra/java``).
+
+    Hadoop without its native library forks a process per file created and two per rename;
+    a micro-batch does dozens of each (docs/benchmarks.md). The jar goes on the driver's
+    own class path, where Hadoop looks file systems up; in local mode the executors run in
+    the driver's JVM. Only the local profile uses it: a cluster stores on HDFS or S3.
+    """
+    (jar,) = verify(LOCAL_FS, settings).jars
+    return {"spark.driver.extraClassPath": str(jar), **LOCAL_FILE_SYSTEM}
 
 
 def get_spark(settings: Settings) -> SparkSession:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from anomalake.errors import AnomalakeError
-from anomalake.install import POM_DIR, STAMP, _pom_hash, artifact_name, verify
+from anomalake.install import JAR_SETS, LOCAL_FS, STAMP, artifact_name, inputs_hash, verify
 from anomalake.settings import Settings
 
 
@@ -31,7 +31,7 @@ def _fake_cache(tmp_path: Path) -> tuple[Settings, Path]:
     with zipfile.ZipFile(directory / "a-1.0.jar", "w") as zf:
         zf.writestr("A.class", b"\xca\xfe\xba\xbe")
     (directory / STAMP).write_text(
-        json.dumps({"pom_sha256": _pom_hash(POM_DIR / "spark" / "pom.xml"), "jars": ["a-1.0.jar"]})
+        json.dumps({"inputs_sha256": inputs_hash("spark"), "jars": ["a-1.0.jar"]})
     )
     return settings, directory
 
@@ -57,16 +57,24 @@ def test_verify_reports_a_truncated_jar(tmp_path: Path) -> None:
 def test_verify_reports_a_changed_pom(tmp_path: Path) -> None:
     settings, directory = _fake_cache(tmp_path)
     stamp = json.loads((directory / STAMP).read_text())
-    (directory / STAMP).write_text(json.dumps({**stamp, "pom_sha256": "old"}))
+    (directory / STAMP).write_text(json.dumps({**stamp, "inputs_sha256": "old"}))
     with pytest.raises(AnomalakeError, match="older"):
         verify("spark", settings)
 
 
+def test_each_jar_set_has_its_own_inputs_hash() -> None:
+    hashes = {name: inputs_hash(name) for name in JAR_SETS}
+    assert LOCAL_FS in hashes
+    assert len(set(hashes.values())) == len(JAR_SETS)
+
+
 def test_missing_java_and_maven_name_the_fix(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from anomalake.install import check_java, check_maven
+    from anomalake.install import check_java, check_javac, check_maven
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AnomalakeError, match="Java not found.*fix: install a JDK"):
         check_java()
     with pytest.raises(AnomalakeError, match="Maven .* not found.*fix: install Maven"):
         check_maven()
+    with pytest.raises(AnomalakeError, match="javac not found.*fix: install a JDK"):
+        check_javac()
