@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pyspark.sql import functions as F
 
 from anomalake.settings import Settings
+from spark.tables import BATCH_ID, BATCH_TIME, batch_time
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -66,9 +67,13 @@ def land_to_delta(
 
 
 def bronze_rows(scored: DataFrame) -> DataFrame:
-    """A speed layer's accepted rows (no ``reason``) with their event date and landing time."""
+    """A speed layer's accepted rows (no ``reason``) with their event date and landing time.
+
+    The landing time is the micro-batch's (:func:`spark.tables.batch_time`).
+    """
+    landed = {"event_date": F.to_date("event_time"), "ingested_at": batch_time(scored)}
     return (
         scored.where(F.col("reason").isNull())
-        .drop("reason", "raw_value")
-        .withColumns({"event_date": F.to_date("event_time"), "ingested_at": F.current_timestamp()})
+        .withColumns(landed)
+        .drop("reason", "raw_value", BATCH_ID, BATCH_TIME)
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pyspark.sql import functions as F
@@ -81,6 +81,31 @@ def replace_days(df: DataFrame, path: str, days: Days, column: str = "trade_date
     )
     written = df.sparkSession.read.format("delta").load(path)
     return int(written.where(days.contains(column)).count())
+
+
+BATCH_ID = "batch_id"
+BATCH_TIME = "batch_time"
+
+
+def with_batch_columns(df: DataFrame, batch_id: int, at: datetime) -> DataFrame:
+    """``df`` with its micro-batch's id and time as the columns ``batch_id``, ``batch_time``.
+
+    They come from a one-row relation joined by broadcast, not from literals: Spark writes
+    a long or timestamp literal (``lit(batch_id)``, ``current_timestamp()``) into the Java
+    code it generates, so per-batch literals make every micro-batch compile new classes for
+    the JIT to compile again (docs/benchmarks.md); a relation's rows are data.
+    """
+    if at.tzinfo is None:
+        raise ValueError(f"batch time without a time zone: {at}")
+    stamp = at.astimezone(UTC).isoformat(sep=" ")
+    values = f"VALUES ({int(batch_id)}L, TIMESTAMP'{stamp}') AS t({BATCH_ID}, {BATCH_TIME})"
+    one_row = df.sparkSession.sql(f"SELECT * FROM {values}")
+    return df.crossJoin(F.broadcast(one_row))
+
+
+def batch_time(df: DataFrame) -> Column:
+    """The time of ``df``'s micro-batch (:func:`with_batch_columns`); now if it has none."""
+    return F.col(BATCH_TIME) if BATCH_TIME in df.columns else F.current_timestamp()
 
 
 BATCH_MARK = "#"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,7 +53,14 @@ from spark.rules import (
     row_count,
 )
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import BatchAppender, create_if_missing, stream_app_id
+from spark.tables import (
+    BATCH_ID,
+    BatchAppender,
+    batch_time,
+    create_if_missing,
+    stream_app_id,
+    with_batch_columns,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -383,12 +391,17 @@ def quarantine_rows(scored: DataFrame) -> DataFrame:
         "partition",
         "offset",
         "kafka_timestamp",
-        F.current_timestamp().alias("quarantined_at"),
+        batch_time(scored).alias("quarantined_at"),
     )
 
 
-def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
-    """One alert per bar on which A1 or A2 fired, with its reference values and batch."""
+def alert_rows(scored: DataFrame, batch_id: int = -1) -> DataFrame:
+    """One alert per bar on which A1 or A2 fired, with its reference values and batch.
+
+    Detected at the micro-batch's time (:func:`~spark.tables.batch_time`), in the batch of
+    ``scored``'s ``batch_id`` column, or ``batch_id`` when it has none.
+    """
+    batch = F.col(BATCH_ID) if BATCH_ID in scored.columns else F.lit(batch_id).cast("long")
     rules = F.filter(
         F.array(F.when(F.col("a1"), F.lit("A1")), F.when(F.col("a2"), F.lit("A2"))),
         lambda r: r.isNotNull(),
@@ -413,8 +426,8 @@ def alert_rows(scored: DataFrame, batch_id: int) -> DataFrame:
         "partition",
         "offset",
         "kafka_timestamp",
-        F.current_timestamp().alias("detected_at"),
-        F.lit(batch_id).cast("long").alias("batch_id"),
+        batch_time(scored).alias("detected_at"),
+        batch.alias(BATCH_ID),
     )
 
 
@@ -459,10 +472,12 @@ def write_outputs(settings: Settings) -> Any:
         appender.append(rows, settings.table_path(table), f"{app}.{table}", batch_id, partition)
         return {table: time.perf_counter() - started}
 
-    def sink(batch: DataFrame, batch_id: int) -> None:
+    def sink(scored: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
-        batch.persist()
-        alerts = alert_rows(batch, batch_id).persist()  # one detected_at for table and topic
+        # the batch's id and time as columns: as literals, they would make each batch
+        # compile its own code (spark.tables.with_batch_columns)
+        batch = with_batch_columns(scored, batch_id, datetime.now(UTC)).persist()
+        alerts = alert_rows(batch).persist()
         try:
             app = stream_app_id(batch.sparkSession, query)
             # One job scores the batch (cached for the paths below) and appends its alerts
@@ -517,7 +532,7 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     for table, frame, partition in (
         (m.bronze_table, bronze_rows(empty), "event_date"),
         (m.quarantine_table, quarantine_rows(empty), None),
-        (m.alerts_table, alert_rows(empty, -1), None),
+        (m.alerts_table, alert_rows(empty), None),
     ):
         create_if_missing(frame, settings.table_path(table), partition)
 

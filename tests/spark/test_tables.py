@@ -101,3 +101,28 @@ def test_an_empty_part_commits_nothing(spark, tmp_path: Path) -> None:  # type: 
     for coalesce in (True, False):
         BatchAppender().append(_rows(spark, 1, n=0), path, "q.t", 1, "batch", coalesce=coalesce)
     assert [r["version"] for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()] == [0]
+
+
+def test_batch_columns_carry_id_and_time_without_new_code_per_batch(spark) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    from pyspark.sql import functions as F
+
+    from spark.tables import batch_time, with_batch_columns
+
+    rows = spark.range(10).select((F.col("id") % 3).alias("k"))
+    assert "batch_time" not in rows.columns
+    codegen = spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics
+    at = datetime(2026, 1, 5, 9, 15, 0, 123456, tzinfo=UTC)
+
+    def batch(batch_id: int) -> list[tuple[int, int, datetime]]:
+        stamped = with_batch_columns(rows.where("k > 0"), batch_id, at + timedelta(batch_id))
+        out = stamped.select("k", "batch_id", batch_time(stamped).alias("t")).collect()
+        return [(r["k"], r["batch_id"], r["t"].replace(tzinfo=UTC)) for r in out]
+
+    assert batch(1) == [(k, 1, at + timedelta(1)) for k in (1, 2, 1, 2, 1, 2)]
+    compiled = codegen.METRIC_COMPILATION_TIME().getCount()
+    assert {r[1:] for r in batch(2)} == {(2, at + timedelta(2))}
+    assert codegen.METRIC_COMPILATION_TIME().getCount() == compiled  # the same code
+    with pytest.raises(ValueError, match="time zone"):
+        with_batch_columns(rows, 3, datetime(2026, 1, 5))
