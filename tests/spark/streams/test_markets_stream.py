@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
-import subprocess
 import time
 import uuid
 from datetime import date
@@ -19,7 +16,7 @@ from anomalake.generators.markets import FaultRates, write_market_files
 from anomalake.producer import produce
 from anomalake.replay import replay_messages
 from anomalake.settings import Settings
-from anomalake.stack import VENV_BIN, group_members
+from tests.spark.streams.crash import kill_repeatedly, run_to_completion
 from tests.spark.streams.reference import reference_anomalies
 
 pytestmark = pytest.mark.integration
@@ -153,22 +150,6 @@ def _consume_all(s: Settings, topic: str) -> dict[str, dict[str, Any]]:
     return got
 
 
-def _start_stream(env: dict[str, str], topic: str, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as fh:
-        return subprocess.Popen(
-            [str(VENV_BIN / "anomalake"), "stream", "markets", "--topic", topic],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _committed_batches(s: Settings) -> int:
-    commits = Path(s.checkpoint_path(s.markets.query_name)) / "commits"
-    return len([p for p in commits.glob("[0-9]*")]) if commits.exists() else 0
-
-
 def test_kill_9_and_restart_neither_loses_nor_duplicates(
     kafka: Settings,
     spark,
@@ -192,38 +173,10 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(
     report = produce(s.kafka, topic, replay_messages(data))
     assert report.failed == 0
     log = tmp_path / "stream.log"
-    rng = random.Random(20261125)
-    kills: list[dict[str, float]] = []
-    for _ in range(3):
-        proc = _start_stream(env, topic, log)
-        # Wait until this run has committed a batch, then kill it at an arbitrary moment
-        # (mid-batch, mid-write or between batches): the whole process group, JVM included.
-        committed = _committed_batches(s)
-        deadline = time.monotonic() + 180
-        while _committed_batches(s) <= committed and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.2)
-        delay = rng.uniform(0.0, 3.0)
-        time.sleep(delay)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        while group_members(proc.pid):
-            time.sleep(0.2)
-        kills.append({"after_batches": _committed_batches(s), "delay_s": round(delay, 2)})
-    proc = _start_stream(env, topic, log)
-    try:
-        deadline = time.monotonic() + 300
-        while _landed(spark, s) < report.delivered and time.monotonic() < deadline:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(3)
-        time.sleep(4)  # a few more (empty) batches: nothing may be added
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)  # a graceful stop: the job's own handler
-        try:
-            assert proc.wait(90) == 0, log.read_text()[-3000:]
-        finally:
-            if group_members(proc.pid):
-                os.killpg(proc.pid, signal.SIGKILL)
+    args = ["stream", "markets", "--topic", topic]
+    checkpoint = Path(s.checkpoint_path(name))
+    kills = kill_repeatedly(args, env, checkpoint, log, kills=3, seed=20261125)
+    run_to_completion(args, env, log, lambda: _landed(spark, s) >= report.delivered)
     t = _tables(spark, s)
     coords = (
         t["bronze"]
