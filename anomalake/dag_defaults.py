@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,3 +25,14 @@ def table_asset(name: str) -> Any:
     from airflow.sdk import Asset
 
     return Asset(name=name, uri=f"delta://anomalake/{name}")
+
+
+@contextmanager
+def failing_without_retry(*errors: type[BaseException]) -> Iterator[None]:
+    """Inside a task: turn ``errors`` (retrying cannot help) into a failure without retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except errors as failed:
+        raise AirflowFailException(str(failed)) from failed

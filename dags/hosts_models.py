@@ -1,7 +1,6 @@
 """Weekly retraining of the hosts attack classifiers: quality gate, train, register, promote.
 
-Declares tasks only: the work is in ``ml.hosts_pipeline`` and ``ml.registry``, imported
-inside the tasks.
+Declares tasks only: the work is in ``ml.hosts_pipeline``, imported inside the tasks.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from anomalake.dag_defaults import START_DATE, default_args
+from anomalake.dag_defaults import START_DATE, default_args, failing_without_retry
 
 DOC = """
 ### hosts_models
@@ -64,77 +63,28 @@ def hosts_models() -> None:
     @task
     def check_training_data(ds: str | None = None) -> list[dict[str, Any]]:
         """Quality gate on each target's training data (fails without retry on a critical miss)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
         from anomalake.errors import AnomalakeError
         from expectations.runner import QualityGateFailed
-        from ml.hosts_pipeline import check_training_data, load_training_data, targets
+        from ml.hosts_pipeline import check_targets
 
-        settings = _settings()
-        checked = []
-        for t in targets(settings):
-            try:
-                data = load_training_data(t)
-                result = check_training_data(settings, t, data, run_label=f"{ds} {t.key}")
-            except (QualityGateFailed, AnomalakeError) as failed:
-                raise AirflowFailException(f"{t.key}: {failed}") from failed
-            checked.append(
-                {
-                    "target": t.key,
-                    "identity": data.identity,
-                    "quality_passed": result.success_critical,
-                    "warnings": list(result.failed_warning),
-                }
-            )
-        return checked
+        with failing_without_retry(QualityGateFailed, AnomalakeError):
+            return check_targets(_settings(), run_label=ds)
 
     @task
     def train_and_register(checked: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Train on the checked files, log to MLflow, register as ``challenger``."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from ml.hosts_pipeline import RunOutdated, train_checked
 
-        from ml.hosts_pipeline import load_training_data, target, train_and_register
-
-        settings = _settings()
-        registered = []
-        for item in checked:
-            t = target(settings, item["target"])
-            data = load_training_data(t)
-            if data.identity != item["identity"]:
-                raise AirflowFailException(
-                    f"{t.key}: the data changed after the quality check "
-                    f"({item['identity']} -> {data.identity}); trigger the DAG again"
-                )
-            r = train_and_register(settings, t, data, quality_passed=item["quality_passed"])
-            registered.append(
-                {
-                    "target": t.key,
-                    "model_name": r.model_name,
-                    "version": r.version,
-                    "run_id": r.run_id,
-                }
-            )
-        return registered
+        with failing_without_retry(RunOutdated):
+            return train_checked(_settings(), checked)
 
     @task
     def promote(registered: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Challenger vs champion on the challenger's logged holdout; promote if better."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from ml.hosts_pipeline import RunOutdated, promote_registered
 
-        from ml.registry import CHALLENGER, alias_version, promote_challenger
-
-        settings = _settings()
-        decisions = []
-        for item in registered:
-            name = item["model_name"]
-            challenger = alias_version(settings, name, CHALLENGER)
-            if challenger != item["version"]:
-                raise AirflowFailException(
-                    f"{name}: @{CHALLENGER} is v{challenger}, not the v{item['version']} "
-                    "this run registered (another run moved it); trigger the DAG again"
-                )
-            decisions.append(promote_challenger(settings, name).as_dict())
-        return decisions
+        with failing_without_retry(RunOutdated):
+            return promote_registered(_settings(), registered)
 
     promote(train_and_register(check_training_data()))
 

@@ -308,6 +308,89 @@ def train_and_register(
     return Registered(t.model_name, version, run_id, holdout, trained.label_column)
 
 
+class RunOutdated(AnomalakeError):
+    """What an earlier step of a run checked has changed since: run it again from the start."""
+
+
+def check_targets(settings: Settings, run_label: str | None = None) -> list[dict[str, Any]]:
+    """The quality gate on every configured target's training data (the DAG's first task).
+
+    Returns per target: ``target``, the data's ``identity``, ``quality_passed``
+    (critical expectations) and the failed ``warnings``.
+
+    Raises:
+        QualityGateFailed: a critical expectation failed for a target.
+        AnomalakeError: a target's data is missing.
+    """
+    checked = []
+    for t in targets(settings):
+        data = load_training_data(t)
+        label = f"{run_label} {t.key}" if run_label else None
+        result = check_training_data(settings, t, data, run_label=label)
+        checked.append(
+            {
+                "target": t.key,
+                "identity": data.identity,
+                "quality_passed": result.success_critical,
+                "warnings": list(result.failed_warning),
+            }
+        )
+    return checked
+
+
+def train_checked(settings: Settings, checked: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Train and register each target :func:`check_targets` passed, on the data it checked.
+
+    Returns per target: ``target``, ``model_name``, ``version`` (now ``@challenger``) and
+    ``run_id``.
+
+    Raises:
+        RunOutdated: a target's files changed after the check.
+    """
+    registered = []
+    for item in checked:
+        t = target(settings, item["target"])
+        data = load_training_data(t)
+        if data.identity != item["identity"]:
+            raise RunOutdated(
+                f"{t.key}: the data changed after the quality check "
+                f"({item['identity']} -> {data.identity})",
+                "run the quality check again (trigger the DAG again)",
+            )
+        r = train_and_register(settings, t, data, quality_passed=item["quality_passed"])
+        registered.append(
+            {"target": t.key, "model_name": r.model_name, "version": r.version, "run_id": r.run_id}
+        )
+    return registered
+
+
+def promote_registered(
+    settings: Settings, registered: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Challenger vs champion for each model :func:`train_checked` registered.
+
+    Each challenger is compared on its logged holdout and becomes ``champion`` if better
+    (:func:`ml.registry.promote_challenger`). Returns the decisions.
+
+    Raises:
+        RunOutdated: ``@challenger`` no longer points at the version this run registered.
+    """
+    from ml.registry import CHALLENGER, alias_version, promote_challenger
+
+    decisions = []
+    for item in registered:
+        name = item["model_name"]
+        challenger = alias_version(settings, name, CHALLENGER)
+        if challenger != item["version"]:
+            raise RunOutdated(
+                f"{name}: @{CHALLENGER} is v{challenger}, not the v{item['version']} "
+                "this run registered (another run moved it)",
+                "train again (trigger the DAG again)",
+            )
+        decisions.append(promote_challenger(settings, name).as_dict())
+    return decisions
+
+
 def retrain(
     settings: Settings,
     t: Target,

@@ -11,12 +11,14 @@ from anomalake.settings import Settings, load_settings
 from expectations.runner import QualityGateFailed
 from ml.hosts import split_by_time
 from ml.hosts_pipeline import (
+    RunOutdated,
     load_training_data,
     nslkdd_holdout_mask,
     retrain_nslkdd,
     retrain_toniot,
     target,
     targets,
+    train_checked,
 )
 from ml.registry import alias_version, list_models, load_holdout, registered_name
 from tests.ml.test_hosts import synthetic_kdd
@@ -57,6 +59,19 @@ def test_targets_name_their_models_and_data_from_settings(
 
     with pytest.raises(AnomalakeError, match="ANOMALAKE_HOSTS__NSLKDD_PATH"):
         load_training_data(target(s, "nslkdd"))
+
+
+def test_training_refuses_data_changed_since_the_quality_check(tmp_path: Path) -> None:
+    s = Settings(profile="local", home=tmp_path, hosts={"targets": ["toniot-memory"]})
+    folder = target(s, "toniot-memory").path
+    folder.mkdir(parents=True)
+    to_export(generate_memory(300, seed=1), "memory").to_csv(
+        folder / "linux_memory1.csv", index=False
+    )
+    identity = load_training_data(target(s, "toniot-memory")).identity
+    checked = [{"target": "toniot-memory", "identity": f"{identity}-then", "quality_passed": True}]
+    with pytest.raises(RunOutdated, match="changed after the quality check.*fix: run the"):
+        train_checked(s, checked)
 
 
 @pytest.mark.integration
