@@ -51,11 +51,14 @@ Components = Annotated[
 @app.command()
 @one_line_errors
 def install(force: Annotated[bool, typer.Option(help="re-resolve even if cached")] = False) -> None:
-    """Check Java and Maven; resolve the Kafka broker and Spark connector jars."""
+    """Check Java and Maven; resolve the Kafka broker and Spark connector jars; build ours.
+
+    Ours is the local profile's Hadoop file system without forks (``infra/java``).
+    """
     from anomalake.install import install as do_install
 
     for jar_set in do_install(get_settings(), force=force):
-        typer.echo(f"{jar_set.name:6} {len(jar_set.jars):3} jars in {jar_set.directory}")
+        typer.echo(f"{jar_set.name:8} {len(jar_set.jars):3} jar(s) in {jar_set.directory}")
 
 
 @app.command()

@@ -107,7 +107,21 @@ def inputs_hash(name: str) -> str:
 
 def java_sources() -> list[Path]:
     """The Java sources of the ``local-fs`` set."""
-    return sorted(JAVA_DIR.rglob("*.java"))
+    sources = sorted(JAVA_DIR.rglob("*.java"))
+    if not sources:
+        raise AnomalakeError(f"no Java sources in {JAVA_DIR}", "run from a checkout of the project")
+    return sources
+
+
+def needs_local_fs(settings: Settings) -> bool:
+    """Whether Spark runs on the ``local-fs`` jar: the local profile, all in one JVM.
+
+    A ``local``/``local[N]`` master runs the executors inside the driver, where the jar is
+    on the class path; any other master (and the ``cluster`` profile's HDFS or S3) uses
+    Hadoop's own file systems.
+    """
+    master = settings.spark.master
+    return settings.profile == "local" and (master == "local" or master.startswith("local["))
 
 
 def _is_valid_jar(path: Path) -> bool:
@@ -127,8 +141,13 @@ def verify(name: str, settings: Settings) -> JarSet:
             f"{name} jars are not installed in {directory}", "run `anomalake install`"
         )
     meta = json.loads(stamp.read_text())
-    if meta.get("inputs_sha256") != inputs_hash(name):
-        made_from = POM_DIR / name / "pom.xml" if name in MAVEN_SETS else JAVA_DIR
+    # (stamps written before the local-fs set named the same pom hash "pom_sha256")
+    if meta.get("inputs_sha256", meta.get("pom_sha256")) != inputs_hash(name):
+        made_from = (
+            POM_DIR / name / "pom.xml"
+            if name in MAVEN_SETS
+            else f"{JAVA_DIR} or another pyspark version"
+        )
         raise AnomalakeError(
             f"{name} jars were made from an older {made_from}", "run `anomalake install`"
         )
@@ -219,7 +238,7 @@ def build_local_fs(settings: Settings, *, force: bool = False) -> JarSet:
     proc = subprocess.run([*cmd, *map(str, java_sources())], capture_output=True, text=True)
     if proc.returncode != 0:
         raise AnomalakeError(
-            f"javac could not compile {JAVA_DIR}: {proc.stderr.strip()[:300]}",
+            f"javac could not compile {JAVA_DIR}: {proc.stderr.strip()[:600]}",
             "check the sources against the Hadoop jars in pyspark/jars",
         )
     jar = f"anomalake-{LOCAL_FS}.jar"
@@ -232,7 +251,10 @@ def build_local_fs(settings: Settings, *, force: bool = False) -> JarSet:
 
 
 def install(settings: Settings, *, force: bool = False) -> list[JarSet]:
-    """Check Java, resolve the Maven jar sets and build our own."""
+    """Check Java, resolve the Maven jar sets and build our own where Spark uses it."""
     check_java()
+    local_fs = needs_local_fs(settings)
+    if local_fs:
+        check_javac()
     sets = [resolve(name, settings, force=force) for name in MAVEN_SETS]
-    return [*sets, build_local_fs(settings, force=force)]
+    return [*sets, build_local_fs(settings, force=force)] if local_fs else sets

@@ -67,13 +67,13 @@ def land_to_delta(
 
 
 def bronze_rows(scored: DataFrame) -> DataFrame:
-    """A speed layer's accepted rows (no ``reason``) with their event date and landing time.
+    """A speed layer's accepted rows (no ``reason``) with their event date and ingestion time.
 
-    The landing time is the micro-batch's (:func:`spark.tables.batch_time`).
+    ``ingested_at`` is the micro-batch's time when ``scored`` carries it (the time the sink
+    started the batch, :func:`spark.tables.with_batch_columns`, whose columns are dropped
+    here), else the time the rows are written.
     """
+    stamped = BATCH_TIME in scored.columns
     landed = {"event_date": F.to_date("event_time"), "ingested_at": batch_time(scored)}
-    return (
-        scored.where(F.col("reason").isNull())
-        .withColumns(landed)
-        .drop("reason", "raw_value", BATCH_ID, BATCH_TIME)
-    )
+    dropped = ("reason", "raw_value", *((BATCH_ID, BATCH_TIME) if stamped else ()))
+    return scored.where(F.col("reason").isNull()).withColumns(landed).drop(*dropped)

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from anomalake.install import LOCAL_FS, verify
+from anomalake.install import LOCAL_FS, needs_local_fs, verify
 from anomalake.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,11 +42,17 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         # A single machine: Delta's snapshot reconstruction needs no 50 partitions.
         conf["spark.databricks.delta.snapshotPartitions"] = "2"
-        conf.update(local_file_system_conf(settings))
-    conf.update(s.extra_conf)
+    if needs_local_fs(settings):
+        local_fs = local_file_system_conf(settings)
+        classpath = CLASS_PATH
+        extra = [p for p in (s.extra_conf.get(classpath), local_fs.pop(classpath)) if p]
+        conf.update({**local_fs, **s.extra_conf, classpath: os.pathsep.join(extra)})
+    else:
+        conf.update(s.extra_conf)
     return conf
 
 
+CLASS_PATH = "spark.driver.extraClassPath"
 LOCAL_FILE_SYSTEM = {
     "spark.hadoop.fs.file.impl": "io.anomalake.fs.LocalFileSystem",
     "spark.hadoop.fs.AbstractFileSystem.file.impl": "io.anomalake.fs.LocalFs",
@@ -57,13 +63,14 @@ LOCAL_FILE_SYSTEM = {
 def local_file_system_conf(settings: Settings) -> dict[str, str]:
     """Spark conf for the ``local-fs`` jar's file system (``infra/java``).
 
-    Hadoop without its native library forks a process per file created and two per rename;
-    a micro-batch does dozens of each (docs/benchmarks.md). The jar goes on the driver's
-    own class path, where Hadoop looks file systems up; in local mode the executors run in
-    the driver's JVM. Only the local profile uses it: a cluster stores on HDFS or S3.
+    Hadoop without its native library forks a process per file created and two per
+    ``FileContext`` rename; a micro-batch does dozens of each (docs/benchmarks.md). The jar
+    goes on the driver's own class path (after any the settings name), where Hadoop looks
+    file systems up; with a local master the executors run in the driver's JVM
+    (:func:`~anomalake.install.needs_local_fs`).
     """
     (jar,) = verify(LOCAL_FS, settings).jars
-    return {"spark.driver.extraClassPath": str(jar), **LOCAL_FILE_SYSTEM}
+    return {CLASS_PATH: str(jar), **LOCAL_FILE_SYSTEM}
 
 
 def get_spark(settings: Settings) -> SparkSession:

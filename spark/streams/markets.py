@@ -395,13 +395,19 @@ def quarantine_rows(scored: DataFrame) -> DataFrame:
     )
 
 
-def alert_rows(scored: DataFrame, batch_id: int = -1) -> DataFrame:
+def alert_rows(scored: DataFrame, batch_id: int | None = None) -> DataFrame:
     """One alert per bar on which A1 or A2 fired, with its reference values and batch.
 
     Detected at the micro-batch's time (:func:`~spark.tables.batch_time`), in the batch of
-    ``scored``'s ``batch_id`` column, or ``batch_id`` when it has none.
+    ``scored``'s ``batch_id`` column (:func:`~spark.tables.with_batch_columns`), or of
+    ``batch_id`` when it has none.
     """
-    batch = F.col(BATCH_ID) if BATCH_ID in scored.columns else F.lit(batch_id).cast("long")
+    if BATCH_ID in scored.columns:
+        batch = F.col(BATCH_ID)
+    elif batch_id is not None:
+        batch = F.lit(batch_id).cast("long")
+    else:
+        raise ValueError("alert_rows needs a batch: a batch_id column or argument")
     rules = F.filter(
         F.array(F.when(F.col("a1"), F.lit("A1")), F.when(F.col("a2"), F.lit("A2"))),
         lambda r: r.isNotNull(),
@@ -532,7 +538,7 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
     for table, frame, partition in (
         (m.bronze_table, bronze_rows(empty), "event_date"),
         (m.quarantine_table, quarantine_rows(empty), None),
-        (m.alerts_table, alert_rows(empty), None),
+        (m.alerts_table, alert_rows(empty, -1), None),
     ):
         create_if_missing(frame, settings.table_path(table), partition)
 

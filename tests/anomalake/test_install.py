@@ -78,3 +78,30 @@ def test_missing_java_and_maven_name_the_fix(tmp_path: Path, monkeypatch) -> Non
         check_maven()
     with pytest.raises(AnomalakeError, match="javac not found.*fix: install a JDK"):
         check_javac()
+
+
+@pytest.mark.parametrize(
+    ("master", "needed"),
+    [
+        ("local", True),
+        ("local[2]", True),
+        ("local[*, 3]", True),
+        ("local-cluster[2,1,1024]", False),
+    ],
+)
+def test_the_local_fs_jar_is_built_only_where_spark_runs_in_one_jvm(
+    tmp_path: Path, master: str, needed: bool
+) -> None:
+    from anomalake.install import needs_local_fs
+
+    local = Settings(profile="local", home=tmp_path, spark={"master": master})
+    assert needs_local_fs(local) is needed
+
+
+def test_a_stamp_from_before_the_local_fs_set_is_still_valid(tmp_path: Path) -> None:
+    settings, directory = _fake_cache(tmp_path)
+    stamp = json.loads((directory / STAMP).read_text())
+    (directory / STAMP).write_text(
+        json.dumps({"pom_sha256": stamp["inputs_sha256"], "jars": stamp["jars"]})
+    )
+    assert verify("spark", settings).jars == (directory / "a-1.0.jar",)

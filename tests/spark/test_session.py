@@ -34,6 +34,15 @@ def test_local_profile_puts_the_local_fs_jar_on_the_class_path(settings: Setting
     conf = spark_conf(settings)
     assert conf["spark.driver.extraClassPath"].endswith("anomalake-local-fs.jar")
     assert {k: conf[k] for k in LOCAL_FILE_SYSTEM} == LOCAL_FILE_SYSTEM
+    # a class path of the user's comes first; a master with executors elsewhere goes without
+    spark = settings.spark.model_copy(
+        update={"extra_conf": {"spark.driver.extraClassPath": "/x.jar"}}
+    )
+    mine = spark_conf(settings.model_copy(update={"spark": spark}))["spark.driver.extraClassPath"]
+    assert mine.split(os.pathsep) == ["/x.jar", conf["spark.driver.extraClassPath"]]
+    remote = settings.spark.model_copy(update={"master": "spark://elsewhere:7077"})
+    conf = spark_conf(settings.model_copy(update={"spark": remote}))
+    assert "spark.driver.extraClassPath" not in conf and not set(LOCAL_FILE_SYSTEM) & set(conf)
 
 
 def test_both_hadoop_apis_use_the_local_fs_classes(spark) -> None:  # type: ignore[no-untyped-def]
@@ -54,8 +63,14 @@ def test_files_get_the_permissions_asked_for(spark, tmp_path: Path) -> None:  # 
     assert _mode(target) == 0o640
     fs.setPermission(path, perm.valueOf("-rwx---r-x"))
     assert _mode(target) == 0o705
-    assert fs.mkdirs(jvm.org.apache.hadoop.fs.Path(str(tmp_path / "d")), perm.valueOf("drwxr-x---"))
+    directory = jvm.org.apache.hadoop.fs.Path(str(tmp_path / "d"))
+    assert fs.mkdirs(directory, perm.valueOf("drwxr-x---"))
     assert _mode(tmp_path / "d") == 0o750
+    fs.setPermission(directory, perm.valueOf("drwxrwxrwt"))
+    assert _mode(tmp_path / "d") == 0o1777  # the sticky bit too
+    os.chmod(tmp_path / "d", 0o2750)
+    fs.setPermission(directory, perm.valueOf("drwx------"))
+    assert _mode(tmp_path / "d") == 0o2700  # a directory keeps its set-group-ID bit (chmod 0700)
 
 
 def test_link_status_and_renames_keep_hadoops_semantics(spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

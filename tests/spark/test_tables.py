@@ -118,7 +118,7 @@ def test_batch_columns_carry_id_and_time_without_new_code_per_batch(spark) -> No
     def batch(batch_id: int) -> list[tuple[int, int, datetime]]:
         stamped = with_batch_columns(rows.where("k > 0"), batch_id, at + timedelta(batch_id))
         out = stamped.select("k", "batch_id", batch_time(stamped).alias("t")).collect()
-        return [(r["k"], r["batch_id"], r["t"].replace(tzinfo=UTC)) for r in out]
+        return [(r["k"], r["batch_id"], r["t"].astimezone(UTC)) for r in out]
 
     assert batch(1) == [(k, 1, at + timedelta(1)) for k in (1, 2, 1, 2, 1, 2)]
     compiled = codegen.METRIC_COMPILATION_TIME().getCount()

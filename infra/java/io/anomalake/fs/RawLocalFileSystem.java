@@ -2,9 +2,6 @@ package io.anomalake.fs;
 
 import java.io.IOException;
 import java.nio.file.Files;
-import java.nio.file.attribute.PosixFilePermission;
-import java.util.EnumSet;
-import java.util.Set;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.fs.permission.FsPermission;
@@ -15,40 +12,34 @@ import org.apache.hadoop.fs.permission.FsPermission;
  *
  * <p>Without Hadoop's native library (pyspark ships none), {@link
  * org.apache.hadoop.fs.RawLocalFileSystem} starts a process to set the permissions of every file
- * it creates and to check every rename's source and target for a symbolic link. A micro-batch
- * of a streaming query creates and renames dozens of files (Parquet parts, Delta log entries and
- * checksums, offset and commit logs, state-store deltas), so the forks cost it a quarter of its
- * time on a two-core machine. Everything else is Hadoop's own code.
+ * it creates and to check the source and target of every {@code FileContext} rename for a
+ * symbolic link. A micro-batch of a streaming query creates and renames dozens of files (Parquet
+ * parts, Delta log entries and checksums, offset and commit logs, state-store deltas); on a
+ * two-core machine the forks took 11 of 60 stack samples of the stream's thread, and removing
+ * them cut the median micro-batch by a quarter (docs/benchmarks.md). Everything else is
+ * Hadoop's own code.
  */
 public class RawLocalFileSystem extends org.apache.hadoop.fs.RawLocalFileSystem {
-  /** The permission bits, lowest first, as {@code java.nio} names them. */
-  private static final PosixFilePermission[] BITS = {
-    PosixFilePermission.OTHERS_EXECUTE,
-    PosixFilePermission.OTHERS_WRITE,
-    PosixFilePermission.OTHERS_READ,
-    PosixFilePermission.GROUP_EXECUTE,
-    PosixFilePermission.GROUP_WRITE,
-    PosixFilePermission.GROUP_READ,
-    PosixFilePermission.OWNER_EXECUTE,
-    PosixFilePermission.OWNER_WRITE,
-    PosixFilePermission.OWNER_READ,
-  };
+  /** The set-user-ID and set-group-ID bits, which Hadoop permissions do not carry. */
+  private static final int SETID_BITS = 06000;
 
-  /** The read/write/execute bits of {@code permission} (a sticky bit has no NIO name). */
-  static Set<PosixFilePermission> posixPermissions(FsPermission permission) {
-    short mode = permission.toShort();
-    Set<PosixFilePermission> set = EnumSet.noneOf(PosixFilePermission.class);
-    for (int i = 0; i < BITS.length; i++) {
-      if ((mode & (1 << i)) != 0) {
-        set.add(BITS[i]);
-      }
-    }
-    return set;
-  }
-
+  /**
+   * {@code chmod} through {@code java.nio}'s {@code unix:mode} attribute, as Hadoop's forked
+   * {@code chmod 0NNN} does: all of Hadoop's bits (sticky included), and a directory keeps its
+   * set-ID bits. Where that attribute is missing, Hadoop's own way.
+   */
   @Override
   public void setPermission(Path p, FsPermission permission) throws IOException {
-    Files.setPosixFilePermissions(pathToFile(p).toPath(), posixPermissions(permission));
+    java.nio.file.Path path = pathToFile(p).toPath();
+    try {
+      int mode = permission.toShort() & 01777;
+      if (Files.isDirectory(path)) {
+        mode |= (Integer) Files.getAttribute(path, "unix:mode") & SETID_BITS;
+      }
+      Files.setAttribute(path, "unix:mode", mode);
+    } catch (UnsupportedOperationException | IllegalArgumentException notUnix) {
+      super.setPermission(p, permission);
+    }
   }
 
   /** A symbolic link is left to Hadoop; anything else has the status of the file itself. */
