@@ -30,6 +30,7 @@ from typing import Any
 
 import psutil
 
+from anomalake.errors import AnomalakeError
 from anomalake.generators.markets import trading_days, write_market_files
 from anomalake.settings import Settings, load_settings
 
@@ -215,6 +216,17 @@ def spark_run(
     return table
 
 
+def require_duckdb() -> None:
+    """Fail before any work if DuckDB, the engine the Spark jobs are compared with, is absent."""
+    try:
+        import duckdb  # noqa: F401
+    except ImportError as missing:
+        raise AnomalakeError(
+            "duckdb is not installed: the batch benchmark compares Spark with it",
+            "pip install 'anomalake[bench]' (`make install` includes it)",
+        ) from missing
+
+
 def main(
     n_symbols: int = 25,
     years: tuple[int, ...] = (1, 4),
@@ -224,6 +236,7 @@ def main(
     """Run the benchmark for each size and print the figures."""
     from anomalake.stack import Mlflow
 
+    require_duckdb()
     echo(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM")
     for n_years in years:
         n_days = n_years * days_per_year
