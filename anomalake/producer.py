@@ -90,6 +90,10 @@ class Publisher:
             report.errors.append(f"{remaining} records not delivered within 60 s")
         return report
 
+    def close(self) -> None:
+        """Flush what is queued and close the producer (its threads and connections)."""
+        self._producer.close()
+
 
 def produce(
     kafka: KafkaSettings,
@@ -98,4 +102,8 @@ def produce(
     on_progress: Callable[[int], None] | None = None,
 ) -> DeliveryReport:
     """Send ``(key, value)`` pairs to ``topic`` with a new producer; wait for every report."""
-    return Publisher(kafka).send(topic, records, on_progress)
+    publisher = Publisher(kafka)
+    try:
+        return publisher.send(topic, records, on_progress)
+    finally:
+        publisher.close()

@@ -547,7 +547,14 @@ def publish(
     from anomalake.producer import Publisher
 
     topic = settings.kafka.alerts_topic
-    report = (publisher or Publisher(settings.kafka)).send(topic, records)
+    if publisher is None:
+        own = Publisher(settings.kafka)
+        try:
+            report = own.send(topic, records)
+        finally:
+            own.close()
+    else:
+        report = publisher.send(topic, records)
     if report.failed:
         raise AnomalakeError(
             f"{report.failed} of {report.sent} alerts not delivered to {topic}: "

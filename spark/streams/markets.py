@@ -53,6 +53,7 @@ from spark.rules import (
     row_count,
 )
 from spark.schemas import KAFKA_RECORD_FIELDS
+from spark.streams.lifetime import BatchSink, release_on_stop
 from spark.tables import (
     BATCH_ID,
     BatchAppender,
@@ -437,7 +438,7 @@ def alert_rows(scored: DataFrame, batch_id: int | None = None) -> DataFrame:
     )
 
 
-def write_outputs(settings: Settings) -> Any:
+def write_outputs(settings: Settings) -> BatchSink:
     """The ``foreachBatch`` sink: alerts first, then topic, bronze and quarantine side by side.
 
     One Spark job scores the batch (caching it) and appends its alerts to the alerts
@@ -528,7 +529,11 @@ def write_outputs(settings: Settings) -> Any:
             alerts.unpersist()
             batch.unpersist()
 
-    return sink
+    def release() -> None:
+        pool.shutdown(wait=False)
+        publisher.close()
+
+    return BatchSink(sink, release)
 
 
 def ensure_tables(spark: SparkSession, settings: Settings) -> None:
@@ -557,11 +562,12 @@ def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> 
         rule_params(m),
         int(m.flush_after_seconds * 1000),
     )
+    sink = write_outputs(settings)
     writer = (
         scored.writeStream.queryName(m.query_name)
         .option("checkpointLocation", settings.checkpoint_path(m.query_name))
         .trigger(processingTime=f"{int(m.trigger_seconds * 1000)} milliseconds")
-        .foreachBatch(write_outputs(settings))
+        .foreachBatch(sink.write)
     )
     # The state's partitions are the shuffle partitions the query starts with (a restart
     # keeps the checkpoint's); the session's setting is restored for other jobs.
@@ -569,6 +575,11 @@ def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> 
     session_value = str(spark.conf.get(key))
     spark.conf.set(key, str(settings.markets_state_partitions))
     try:
-        return writer.start()
+        query = writer.start()
+    except Exception:
+        sink.release()
+        raise
     finally:
         spark.conf.set(key, session_value)
+    release_on_stop(spark, query, sink.release)
+    return query
