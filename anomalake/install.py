@@ -120,8 +120,7 @@ def needs_local_fs(settings: Settings) -> bool:
     on the class path; any other master (and the ``cluster`` profile's HDFS or S3) uses
     Hadoop's own file systems.
     """
-    master = settings.spark.master
-    return settings.profile == "local" and (master == "local" or master.startswith("local["))
+    return settings.profile == "local" and settings.local_cores is not None
 
 
 def _is_valid_jar(path: Path) -> bool:

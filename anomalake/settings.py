@@ -406,13 +406,21 @@ class Settings(BaseSettings):
         """
         if self.markets.state_partitions:
             return self.markets.state_partitions
+        return self.local_cores or self.spark.shuffle_partitions
+
+    @property
+    def local_cores(self) -> int | None:
+        """The cores of a master that runs Spark inside this JVM; None for any other.
+
+        ``local`` has one, ``local[N]`` N, ``local[*]`` the machine's.
+        """
         master = self.spark.master
         if master == "local":
             return 1
         if master.startswith("local["):
             cores = master[6:].split(",")[0].rstrip("]")
             return (os.cpu_count() or 1) if cores == "*" else int(cores)
-        return self.spark.shuffle_partitions
+        return None
 
     # --- derived locations -------------------------------------------------------------
     @property

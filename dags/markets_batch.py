@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from anomalake.dag_defaults import START_DATE, default_args, table_asset
+from anomalake.dag_defaults import START_DATE, default_args, failing_without_retry, table_asset
 
 DOC = """
 ### markets_batch
@@ -62,15 +62,11 @@ def _session() -> Any:
 
 def _quality_gate(check: str, ds: str | None) -> dict[str, Any]:
     """Run a check of ``spark.jobs.markets_quality``; a critical miss fails without retry."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from expectations.runner import QualityGateFailed
     from spark.jobs import markets_quality
 
-    try:
+    with failing_without_retry(QualityGateFailed):
         result: dict[str, Any] = getattr(markets_quality, check)(*_session(), _days(ds))
-    except QualityGateFailed as failed:
-        raise AirflowFailException(str(failed)) from failed
     return result
 
 

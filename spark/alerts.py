@@ -544,15 +544,11 @@ def publish(
     """
     if not records:
         return
-    from anomalake.producer import Publisher
+    from anomalake.producer import produce
 
     topic = settings.kafka.alerts_topic
     if publisher is None:
-        own = Publisher(settings.kafka)
-        try:
-            report = own.send(topic, records)
-        finally:
-            own.close()
+        report = produce(settings.kafka, topic, records)
     else:
         report = publisher.send(topic, records)
     if report.failed:

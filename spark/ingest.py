@@ -73,7 +73,6 @@ def bronze_rows(scored: DataFrame) -> DataFrame:
     started the batch, :func:`spark.tables.with_batch_columns`, whose columns are dropped
     here), else the time the rows are written.
     """
-    stamped = BATCH_TIME in scored.columns
     landed = {"event_date": F.to_date("event_time"), "ingested_at": batch_time(scored)}
-    dropped = ("reason", "raw_value", *((BATCH_ID, BATCH_TIME) if stamped else ()))
+    dropped = ("reason", "raw_value", BATCH_ID, BATCH_TIME)  # (absent ones are ignored)
     return scored.where(F.col("reason").isNull()).withColumns(landed).drop(*dropped)

@@ -42,13 +42,12 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         # A single machine: Delta's snapshot reconstruction needs no 50 partitions.
         conf["spark.databricks.delta.snapshotPartitions"] = "2"
+    conf.update(s.extra_conf)
     if needs_local_fs(settings):
-        local_fs = local_file_system_conf(settings)
-        classpath = CLASS_PATH
-        extra = [p for p in (s.extra_conf.get(classpath), local_fs.pop(classpath)) if p]
-        conf.update({**local_fs, **s.extra_conf, classpath: os.pathsep.join(extra)})
-    else:
-        conf.update(s.extra_conf)
+        # after the settings' own class path; their own file systems win
+        jar = local_file_system_jar(settings)
+        conf[CLASS_PATH] = os.pathsep.join(p for p in (s.extra_conf.get(CLASS_PATH), jar) if p)
+        conf.update({k: v for k, v in LOCAL_FILE_SYSTEM.items() if k not in s.extra_conf})
     return conf
 
 
@@ -60,8 +59,8 @@ LOCAL_FILE_SYSTEM = {
 """Hadoop's ``file:`` scheme, for both of its APIs, without forked ``chmod``/``readlink``."""
 
 
-def local_file_system_conf(settings: Settings) -> dict[str, str]:
-    """Spark conf for the ``local-fs`` jar's file system (``infra/java``).
+def local_file_system_jar(settings: Settings) -> str:
+    """The ``local-fs`` jar (``infra/java``), whose file system :data:`LOCAL_FILE_SYSTEM` names.
 
     Hadoop without its native library forks a process per file created and two per
     ``FileContext`` rename; a micro-batch does dozens of each (docs/benchmarks.md). The jar
@@ -70,7 +69,7 @@ def local_file_system_conf(settings: Settings) -> dict[str, str]:
     (:func:`~anomalake.install.needs_local_fs`).
     """
     (jar,) = verify(LOCAL_FS, settings).jars
-    return {CLASS_PATH: str(jar), **LOCAL_FILE_SYSTEM}
+    return str(jar)
 
 
 def get_spark(settings: Settings) -> SparkSession:

@@ -123,8 +123,14 @@ def stream_app_id(spark: SparkSession, name: str) -> str:
     The query id is kept in the checkpoint: a restart keeps it, a new checkpoint (batch
     ids from 0 again) gets a new one, so its batches are never taken for the old ones.
     """
-    query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+    query_id = stream_query_id(spark)
     return f"{name}@{query_id}" if query_id else name
+
+
+def stream_query_id(spark: SparkSession) -> str | None:
+    """The id of the streaming query whose micro-batch is running (None outside one)."""
+    query_id = spark.sparkContext.getLocalProperty(QUERY_ID_PROPERTY)
+    return query_id or None
 
 
 def last_batch_written(

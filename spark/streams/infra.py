@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +50,7 @@ from anomalake.settings import Settings
 from spark.detectors.detector_set import DetectorSet, DetectorSetConfig
 from spark.ingest import bronze_rows
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import BatchAppender, create_if_missing, stream_app_id
+from spark.tables import BatchAppender, create_if_missing, stream_app_id, stream_query_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -380,9 +379,7 @@ def detections(
     return anomalies.unionByName(fired)
 
 
-def write_outputs(
-    settings: Settings, config: DetectorSetConfig, run: dict[str, str] | None = None
-) -> Any:
+def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
     """The ``foreachBatch`` sink: bronze and quarantine appends, then the alert lifecycle.
 
     Notifications for people are queued in the durable outbox just before the alerts
@@ -409,10 +406,8 @@ def write_outputs(
             app = stream_app_id(batch.sparkSession, query)
             # the alerts table remembers applied batches by (query id, batch id): the id is
             # kept in the checkpoint, so a new checkpoint (batch ids from 0) is a new query
-            deadline = time.monotonic() + 30
-            while run is not None and "id" not in run and time.monotonic() < deadline:
-                time.sleep(0.05)
-            applied_as = f"{query}:{run['id']}" if run and "id" in run else query
+            query_id = stream_query_id(batch.sparkSession)
+            applied_as = f"{query}:{query_id}" if query_id else query
             appender.append(
                 bronze_rows(batch),
                 settings.table_path(i.bronze_table),
@@ -470,17 +465,14 @@ def start(spark: SparkSession, settings: Settings) -> StreamingQuery:
     config = load_config(settings)
     ensure_tables(spark, settings)
     raw = kafka_stream(spark, settings, i.topic, i.max_offsets_per_trigger)
-    run: dict[str, str] = {}
-    query = (
+    return (
         score_stream(kafka_records(raw), settings, config)
         .writeStream.queryName(i.query_name)
         .option("checkpointLocation", settings.checkpoint_path(i.query_name))
         .trigger(processingTime=f"{int(i.trigger_seconds * 1000)} milliseconds")
-        .foreachBatch(write_outputs(settings, config, run))
+        .foreachBatch(write_outputs(settings, config))
         .start()
     )
-    run["id"] = str(query.id)
-    return query
 
 
 def backfill_scores(bronze: DataFrame, settings: Settings, config: DetectorSetConfig) -> DataFrame:

@@ -65,9 +65,6 @@ class _ReleaseOnTermination(StreamingQueryListener):
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
         return
 
-    def onQueryIdle(self, event: Any) -> None:  # noqa: N802
-        return
-
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
         if str(event.id) == self._query_id:
             self.release_once()

@@ -448,7 +448,7 @@ def write_outputs(settings: Settings) -> BatchSink:
     An empty part commits nothing (Delta records no empty append). Each Delta append is
     exactly once per batch (:class:`~spark.tables.BatchAppender`).
     """
-    from concurrent.futures import ThreadPoolExecutor, wait
+    from concurrent.futures import Future, ThreadPoolExecutor, wait
 
     from pyspark.util import inheritable_thread_target
 
@@ -493,27 +493,17 @@ def write_outputs(settings: Settings) -> BatchSink:
             path = settings.table_path(m.alerts_table)
             appender.append(alerts, path, f"{app}.{m.alerts_table}", batch_id, None, coalesce=False)
             timings = {"score_and_alerts_table": time.perf_counter() - started}
+
             # then side by side: alerts to the topic, bars to bronze, the rest to quarantine
-            # (each path's Spark jobs get a copy of this thread's job properties)
-            session = batch.sparkSession
+            def side_by_side(path: Any, *args: Any) -> Future[dict[str, float]]:
+                # a copy of this thread's job properties per path (cloned by the call)
+                return pool.submit(inheritable_thread_target(batch.sparkSession)(path), *args)
+
             bronze, bad = bronze_rows(batch), quarantine_rows(batch)
             paths = [
-                pool.submit(inheritable_thread_target(session)(topic_path), alerts),
-                pool.submit(
-                    inheritable_thread_target(session)(table_path),
-                    bronze,
-                    m.bronze_table,
-                    app,
-                    batch_id,
-                    "event_date",
-                ),
-                pool.submit(
-                    inheritable_thread_target(session)(table_path),
-                    bad,
-                    m.quarantine_table,
-                    app,
-                    batch_id,
-                ),
+                side_by_side(topic_path, alerts),
+                side_by_side(table_path, bronze, m.bronze_table, app, batch_id, "event_date"),
+                side_by_side(table_path, bad, m.quarantine_table, app, batch_id),
             ]
             wait(paths)
             failed = [e for p in paths if (e := p.exception()) is not None]

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.integration
 
 def _wait_for(condition, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
 
 
