@@ -28,10 +28,11 @@ test: install ## Lint, type-check and run every test (starts and stops the servi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
-lint: $(BIN)/anomalake ## Lint and type-check only
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+lint: $(BIN)/anomalake ## Lint, type-check and check the import contract only
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 up: install ## Start Kafka, MLflow and Airflow (idempotent)
 	$(BIN)/anomalake up

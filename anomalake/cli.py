@@ -382,8 +382,8 @@ def eval_nab(
     ] = None,
 ) -> None:
     """NAB scores (3 profiles), point and event metrics of one detector; NAB results files."""
+    from anomalake.detection.registry import describe, scorer
     from anomalake.evaluation import nab_corpus
-    from anomalake.evaluation.detectors import build, describe
     from anomalake.evaluation.report import events_line, points_line
     from anomalake.evaluation.tuning import load
 
@@ -396,7 +396,7 @@ def eval_nab(
     else:
         raise AnomalakeError(f"unknown detector {detector!r}", f"choose from {DETECTORS}")
     corpus = nab_corpus.load_corpus(path)
-    scores = nab_corpus.score_corpus(corpus, build(chosen))
+    scores = nab_corpus.score_corpus(corpus, scorer(chosen))
     windows = sum(len(f.windows) for f in corpus)
     typer.echo(f"{describe(chosen)} on {len(corpus)} files, {windows} windows under {path}")
     in_sample = nab_corpus.optimise(corpus, scores)
@@ -462,7 +462,7 @@ def eval_skab(
     ] = None,
 ) -> None:
     """Point-wise F1, false/missed-alarm rates, events and change points of one detector."""
-    from anomalake.evaluation.detectors import build, describe
+    from anomalake.detection.registry import describe, scorer
     from anomalake.evaluation.report import changepoints_line, events_line
     from anomalake.evaluation.skab import labelled_runs, run_metrics, run_name, score_runs
     from anomalake.evaluation.tuning import load
@@ -474,9 +474,12 @@ def eval_skab(
         chosen, exclude = tuned["detector"], list(tuned.get("exclude", []))
         cut = tuned["threshold"] if threshold is None else threshold
     else:
-        chosen, cut = {"kind": "t2", "warmup": warmup}, 0.99 if threshold is None else threshold
+        chosen, cut = (
+            {"kind": "hotelling_t2", "warmup": warmup},
+            0.99 if threshold is None else threshold,
+        )
     runs = labelled_runs(path)
-    scored = score_runs(runs, build(chosen), exclude)
+    scored = score_runs(runs, scorer(chosen), exclude)
     points, events, delays = run_metrics(scored, cut)
     sensors = f" without {', '.join(exclude)}" if exclude else ""
     typer.echo(f"{describe(chosen)}{sensors}, threshold {cut:.10g}, on {len(runs)} runs:")
@@ -853,9 +856,9 @@ def eval_infra(
     ] = None,
 ) -> None:
     """The infra detector set, through the stream's own step, on labelled sensor runs."""
+    from anomalake.detection.detector_set import DetectorSetConfig
     from anomalake.evaluation.report import events_line, points_line
     from anomalake.evaluation.sensors import evaluate_files
-    from spark.detectors.detector_set import DetectorSetConfig
 
     settings = get_settings()
     yaml_path = config or settings.infra_detectors_config

@@ -21,6 +21,8 @@ corrupt cache) is detected and reported.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import re
 import shutil
@@ -82,11 +84,17 @@ def artifact_name(jar: str) -> str:
     return _VERSION_SUFFIX.sub("", jar)
 
 
+def pyspark_jars() -> Path:
+    """The folder of the jars the installed pyspark ships (found without importing it)."""
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise AnomalakeError("pyspark is not installed", "run `make install`")
+    return Path(spec.origin).parent / "jars"
+
+
 def spark_bundled_jars() -> set[str]:
     """Artifact names of the jars pyspark ships (they win on the classpath anyway)."""
-    import pyspark
-
-    jars = Path(pyspark.__file__).parent / "jars"
+    jars = pyspark_jars()
     return {artifact_name(p.name) for p in jars.glob("*.jar")}
 
 
@@ -96,9 +104,7 @@ def inputs_hash(name: str) -> str:
     if name in MAVEN_SETS:
         digest.update((POM_DIR / name / "pom.xml").read_bytes())
     else:
-        import pyspark
-
-        digest.update(pyspark.__version__.encode())
+        digest.update(importlib.metadata.version("pyspark").encode())
         for source in java_sources():
             digest.update(source.relative_to(JAVA_DIR).as_posix().encode())
             digest.update(source.read_bytes())
@@ -224,15 +230,13 @@ def check_javac() -> str:
 
 def build_local_fs(settings: Settings, *, force: bool = False) -> JarSet:
     """Compile ``infra/java`` into the ``local-fs`` jar unless a valid one is cached."""
-    import pyspark
-
     if not force and (cached := _valid_cache(LOCAL_FS, settings)):
         return cached
     javac = check_javac()
     staging = settings.jars_dir / f".{LOCAL_FS}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     classes = staging / "classes"
-    hadoop = Path(pyspark.__file__).parent / "jars" / "*"
+    hadoop = pyspark_jars() / "*"
     cmd = [javac, "--release", "17", "-cp", str(hadoop), "-d", str(classes)]
     proc = subprocess.run([*cmd, *map(str, java_sources())], capture_output=True, text=True)
     if proc.returncode != 0:

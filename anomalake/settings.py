@@ -133,6 +133,43 @@ class AirflowSettings(BaseModel):
     sql_alchemy_conn: str | None = Field(default=None, description="SQLite under home when unset")
 
 
+class RecordLimits(BaseModel):
+    """What a record may hold before it is quarantined instead of reaching an entity's state.
+
+    Each use case has its own (``ANOMALAKE_MARKETS__LIMITS__MAX_FUTURE_SECONDS``, ...).
+    """
+
+    max_future_seconds: float = Field(
+        default=86_400.0,
+        description="an event time later than the record's Kafka timestamp by more than this "
+        "is quarantined: one reading dated 2100 would otherwise hold its entity's "
+        "event-time order (and watermark) there for good",
+    )
+    min_event_time: str = Field(
+        default="1970-01-01T00:00:00Z", description="earliest event time accepted (ISO 8601)"
+    )
+    max_event_time: str = Field(
+        default="2200-01-01T00:00:00Z",
+        description="latest event time accepted, whatever the Kafka timestamp",
+    )
+    max_abs_value: float = Field(
+        default=1e12, description="a measurement of larger magnitude is quarantined"
+    )
+    entity_pattern: str = Field(
+        default=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$",
+        description="an entity id (symbol, asset, host) must match this",
+    )
+
+    def event_time_bounds(self) -> tuple[float, float]:
+        """The accepted event-time range in Unix seconds."""
+        from datetime import datetime
+
+        return tuple(  # type: ignore[return-value]
+            datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+            for t in (self.min_event_time, self.max_event_time)
+        )
+
+
 class MarketsSettings(BaseModel):
     """The markets use case: rule thresholds, lateness, tables and the stream's trigger."""
 
@@ -145,6 +182,7 @@ class MarketsSettings(BaseModel):
         default=5.0, description="an idle symbol's pending bars are evaluated after this"
     )
     max_payload_bytes: int = 4096
+    limits: RecordLimits = Field(default_factory=RecordLimits)
     trigger_seconds: float = 0.5
     max_offsets_per_trigger: int | None = None
     state_partitions: int | None = Field(
@@ -238,6 +276,7 @@ class HostsSettings(BaseModel):
         default=30.0, description="how often the stream re-checks the champion alias"
     )
     trigger_seconds: float = 1.0
+    limits: RecordLimits = Field(default_factory=RecordLimits)
     max_offsets_per_trigger: int | None = None
     quarantine_table: str = "quarantine_hosts"
 
@@ -284,7 +323,7 @@ class InfraSettings(BaseModel):
     Readings are ``{"v": 1, "asset", "timestamp", "<sensor>": value, ...}`` on the
     ``infra.sensors`` topic, keyed by asset. The detectors and YAML rules each asset runs
     are declared in :attr:`detectors_config` (the shipped default is
-    ``spark/detectors/configs/infra.yaml``).
+    ``anomalake/detection/configs/infra.yaml``).
     """
 
     topic: str = "infra.sensors"
@@ -295,6 +334,7 @@ class InfraSettings(BaseModel):
         default=None, description="YAML of detectors, rules and combination; shipped when unset"
     )
     max_payload_bytes: int = 4096
+    limits: RecordLimits = Field(default_factory=RecordLimits)
     trigger_seconds: float = 1.0
     max_offsets_per_trigger: int | None = None
     bronze_table: str = "bronze_infra"
@@ -454,7 +494,7 @@ class Settings(BaseSettings):
     def infra_detectors_config(self) -> Path:
         """The YAML of the infra detectors (``ANOMALAKE_INFRA__DETECTORS_CONFIG``)."""
         return self.infra.detectors_config or (
-            PROJECT_ROOT / "spark" / "detectors" / "configs" / "infra.yaml"
+            PROJECT_ROOT / "anomalake" / "detection" / "configs" / "infra.yaml"
         )
 
     @property

@@ -155,8 +155,8 @@ def spark_run(
     settings: Settings, exports: Path, echo: Callable[[str], Any]
 ) -> list[tuple[str, float, int]]:
     """Every markets_batch task once over the whole range, timed."""
-    from ml.markets_clusters import run as cluster
     from spark.jobs.markets_batch import build_silver, load_files_to_bronze, recompute_and_reconcile
+    from spark.jobs.markets_clusters import run as cluster
     from spark.jobs.markets_gold import (
         build_daily,
         build_rolling,

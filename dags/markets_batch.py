@@ -126,7 +126,7 @@ def markets_batch() -> None:
     @task
     def cluster_symbol_days(ds: str | None = None) -> dict[str, Any]:
         """K-Means over symbol-days (MLflow); atypical ones to the batch anomalies table."""
-        from ml.markets_clusters import run
+        from spark.jobs.markets_clusters import run
 
         return run(*_session(), _days(ds))
 

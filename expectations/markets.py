@@ -45,7 +45,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark.jobs.markets_batch import EXCHANGE_TZ
+from anomalake.loaders.markets import EXCHANGE_TIMEZONE
 
 CRITICAL = FailureSeverity.CRITICAL
 WARNING = FailureSeverity.WARNING
@@ -232,7 +232,7 @@ def profile_suite(
     )
 
 
-def end_of_trade_date(day: date, tz: str = EXCHANGE_TZ) -> datetime:
+def end_of_trade_date(day: date, tz: str = EXCHANGE_TIMEZONE) -> datetime:
     """The instant a trade date ends (exchange-local midnight), timezone-aware in UTC.
 
     The usual ``as_of`` of :func:`batch_profile` for a daily run: freshness is then how long

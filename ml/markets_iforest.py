@@ -19,7 +19,8 @@ The recipe (:func:`train_iforest`):
   within the budget); the test days are never used to choose anything;
 * **report on the test days**: :class:`~ml.hosts.Metrics` (precision, recall, F1, ROC-AUC,
   PR-AUC, false-alarm rate, confusion counts), recall per anomaly kind, and the same metrics
-  for rules A1, A2 and "A1 or A2" of :mod:`spark.rules` on the same bars, for comparison.
+  for rules A1, A2 and "A1 or A2" of :mod:`anomalake.detection.markets` on the same bars,
+  for comparison.
 
 A bar is positive when ``labels.csv`` (``symbol, timestamp, kind``) has an entry at its
 symbol and minute; a bar labelled with both kinds has kind ``price_jump+volume_spike``.
@@ -58,6 +59,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from threadpoolctl import threadpool_limits
 
+from anomalake.detection.markets import MarketRuleParams, SymbolState, accept_bars, evaluate_ready
 from anomalake.errors import AnomalakeError
 from anomalake.generators.markets import EXCHANGE_TZ, NO_FAULTS, FaultRates, write_market_files
 from anomalake.loaders.markets import load_bars
@@ -69,7 +71,6 @@ from ml.hosts import (
     score_metrics,
     threshold_for_false_alarm_rate,
 )
-from spark.rules import MarketRuleParams, SymbolState, accept_bars, evaluate_ready
 
 DATASET = "markets"
 LABEL_COLUMN = "anomaly"
@@ -275,10 +276,11 @@ def split_days(days: Sequence[date], fractions: tuple[float, float, float]) -> D
 
 
 def rule_flags(bars: pd.DataFrame, params: MarketRuleParams | None = None) -> pd.DataFrame:
-    """Whether A1 and A2 fired on each bar, evaluated by :mod:`spark.rules` per symbol.
+    """Whether A1 and A2 fired on each bar, by :mod:`anomalake.detection.markets` per symbol.
 
     Valid bars (:func:`~ml.features.markets.valid_bars`) are accepted into one
-    :class:`~spark.rules.SymbolState` per symbol in frame order and evaluated in minute order
+    :class:`~anomalake.detection.markets.SymbolState` per symbol in frame order and evaluated
+    in minute order
     (``flush``, as a batch recomputation does); a rule that was not evaluated (warm-up, gap),
     an invalid bar and a duplicate minute count as not fired.
 

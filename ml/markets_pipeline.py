@@ -36,6 +36,7 @@ def retrain_markets(settings: Settings, path: Path, *, seed: int = 0) -> Markets
 
     The data gate is the share of rows the speed layer would reject (at most 1 %).
     """
+    from anomalake.detection.markets import rule_params
     from anomalake.loaders.markets import load_bars
     from ml.features.markets import valid_bars
     from ml.markets_iforest import LABEL_COLUMN, REGISTERED_MODEL, train_iforest
@@ -46,7 +47,6 @@ def retrain_markets(settings: Settings, path: Path, *, seed: int = 0) -> Markets
         register_challenger,
         registered_name,
     )
-    from spark.streams.markets import rule_params
 
     labels_file = path / "labels.csv"
     if not labels_file.is_file():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from anomalake.detection.detector_set import DetectorSetConfig
 from anomalake.evaluation.metrics import (
     EventMetrics,
     PointMetrics,
@@ -25,7 +26,6 @@ from anomalake.evaluation.skab import labelled_runs
 from anomalake.loaders.skab import load_run
 from anomalake.replay import infra_messages
 from anomalake.settings import Settings
-from spark.detectors.detector_set import DetectorSetConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class SensorReport:
 
 def evaluate_files(path: Path, settings: Settings, config: DetectorSetConfig) -> SensorReport:
     """Score every labelled SKAB-format file under ``path`` (anomaly-free runs skipped)."""
-    from spark.streams.infra import score_messages
+    from anomalake.speed.infra import score_messages
 
     points, events = PointMetrics(0, 0, 0, 0), EventMetrics()
     files = labelled_runs(path)

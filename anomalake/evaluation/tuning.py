@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anomalake.detection.registry import describe, scorer
 from anomalake.errors import AnomalakeError
 from anomalake.evaluation import nab_corpus, skab
-from anomalake.evaluation.detectors import build, describe
 from anomalake.evaluation.metrics import EventMetrics, PointMetrics
 from anomalake.evaluation.nab import PROFILES
 from anomalake.evaluation.report import events_dict, points_dict
@@ -92,12 +92,14 @@ def skab_grid() -> list[dict[str, Any]]:
     grid: list[dict[str, Any]] = []
     for exclude in ([], SKAB_DRIFTING):
         for warmup in (300, 400):
-            grid.append({"detector": {"kind": "t2", "warmup": warmup}, "exclude": exclude})
+            grid.append(
+                {"detector": {"kind": "hotelling_t2", "warmup": warmup}, "exclude": exclude}
+            )
             grid += [
-                {"detector": {"kind": "mewma", "warmup": warmup, "lam": lam}, "exclude": exclude}
+                {"detector": {"kind": "mewma_t2", "warmup": warmup, "lam": lam}, "exclude": exclude}
                 for lam in (0.5, 0.2, 0.1)
             ]
-        mewma = {"kind": "mewma", "warmup": 400, "lam": 0.2}
+        mewma = {"kind": "mewma_t2", "warmup": 400, "lam": 0.2}
         grid.append({"detector": {"kind": "hold", "window": 30, "of": mewma}, "exclude": exclude})
     return grid
 
@@ -122,7 +124,7 @@ def tune_nab(root: Path, grid: list[dict[str, Any]] | None = None, echo: Echo = 
     tried: list[dict[str, Any]] = []
     best: tuple[float, int, dict[str, tuple[float, float]]] | None = None
     for i, config in enumerate(grid or nab_grid()):
-        results = nab_corpus.optimise(tune, nab_corpus.score_corpus(tune, build(config)))
+        results = nab_corpus.optimise(tune, nab_corpus.score_corpus(tune, scorer(config)))
         standard = results["standard"][1]
         tried.append({"detector": config, "name": describe(config), "tuning_standard": standard})
         echo(f"  {standard:7.1f}  {describe(config)}")
@@ -131,7 +133,7 @@ def tune_nab(root: Path, grid: list[dict[str, Any]] | None = None, echo: Echo = 
     assert best is not None
     chosen = tried[best[1]]["detector"]
     thresholds = {p: best[2][p][0] for p in PROFILES}
-    make = build(chosen)
+    make = scorer(chosen)
     test_scores = nab_corpus.score_corpus(test, make)
     held_out = nab_corpus.at_thresholds(test, test_scores, thresholds)
     points, events = nab_corpus.detections(test, test_scores, thresholds["standard"])
@@ -175,7 +177,7 @@ def tune_skab(root: Path, grid: list[dict[str, Any]] | None = None, echo: Echo =
     tried: list[dict[str, Any]] = []
     best: tuple[float, int, float] | None = None
     for i, entry in enumerate(grid or skab_grid()):
-        scored = skab.score_runs(tune, build(entry["detector"]), entry.get("exclude"))
+        scored = skab.score_runs(tune, scorer(entry["detector"]), entry.get("exclude"))
         threshold, metrics = skab.best_f1_threshold(scored)
         name = _skab_name(entry)
         tried.append({**entry, "name": name, "tuning_f1": metrics.f1, "threshold": threshold})
@@ -184,7 +186,7 @@ def tune_skab(root: Path, grid: list[dict[str, Any]] | None = None, echo: Echo =
             best = (metrics.f1, i, threshold)
     assert best is not None
     chosen = tried[best[1]]
-    make, exclude, threshold = build(chosen["detector"]), chosen.get("exclude"), best[2]
+    make, exclude, threshold = scorer(chosen["detector"]), chosen.get("exclude"), best[2]
     points, events, delays = skab.run_metrics(skab.score_runs(test, make, exclude), threshold)
     everything = skab.score_runs(runs, make, exclude)
     all_threshold, all_points = skab.best_f1_threshold(everything)
@@ -242,5 +244,5 @@ def load(path: Path, dataset: str) -> dict[str, Any]:
         raise AnomalakeError(
             f"{path} was tuned on {config['dataset']}, not {dataset}", "pass the matching file"
         )
-    build(config["detector"])
+    scorer(config["detector"])
     return config

@@ -29,7 +29,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-EXCHANGE_TZ = ZoneInfo("Asia/Kolkata")
+from anomalake.loaders.markets import EXCHANGE_TIMEZONE
+
+EXCHANGE_TZ = ZoneInfo(EXCHANGE_TIMEZONE)
 SESSION_OPEN = time(9, 15)
 SESSION_MINUTES = 375  # 09:15 .. 15:29 inclusive
 BAR_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]

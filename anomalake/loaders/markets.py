@@ -16,6 +16,9 @@ import pandas as pd
 
 from anomalake.errors import AnomalakeError
 
+#: The exchange the bars come from keeps its trade dates in this time zone.
+EXCHANGE_TIMEZONE = "Asia/Kolkata"
+
 FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 TIME_ALIASES = ("timestamp", "date", "datetime", "time")
 

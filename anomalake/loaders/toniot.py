@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from anomalake.errors import AnomalakeError
+from anomalake.settings import RecordLimits
 
 KEYS: tuple[str, ...] = ("ts", "PID")
 LABEL_ALIASES: tuple[str, ...] = ("label", "attack")
@@ -104,7 +105,9 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def type_rows(raw: pd.DataFrame, activity: str) -> tuple[pd.DataFrame, pd.Series]:
+def type_rows(
+    raw: pd.DataFrame, activity: str, limits: RecordLimits | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
     """Text rows of ``activity``'s layout -> typed columns, and why each row is invalid.
 
     The one place ToN-IoT values are parsed: file loads (which stop at the first invalid
@@ -124,19 +127,39 @@ def type_rows(raw: pd.DataFrame, activity: str) -> tuple[pd.DataFrame, pd.Series
             raw = raw.assign(**{col: None})
         problems.append(raw[col].isna().map({True: f"missing field {col}", False: None}))
     text_ts = raw["ts"].astype("string").str.strip()
-    ts = pd.to_numeric(text_ts, errors="coerce")
+    ts = pd.to_numeric(text_ts, errors="coerce").astype("float64")
+    earliest, latest = (limits or RecordLimits()).event_time_bounds()
+    in_range = ts.between(earliest, latest)
     problems.append(
         pd.Series(
             [
-                None if ok or t is pd.NA else f"ts {t!r} is not Unix seconds"
-                for ok, t in zip(ts.notna(), text_ts, strict=True)
+                None
+                if ok or t is pd.NA
+                else (
+                    f"ts {t[:40]!r} is not Unix seconds"
+                    if pd.isna(number)
+                    else f"ts {t[:40]!r} is out of range (milliseconds where seconds are meant?)"
+                )
+                for ok, t, number in zip(in_range, text_ts, ts, strict=True)
             ],
             index=raw.index,
             dtype=object,
         )
     )
-    out["ts"] = pd.to_datetime(ts.astype("float64"), unit="s", utc=True)
-    out["PID"] = pd.to_numeric(raw["PID"], errors="coerce").astype("Int64")
+    out["ts"] = pd.to_datetime(ts.where(in_range), unit="s", utc=True)
+    pid = pd.to_numeric(raw["PID"], errors="coerce").astype("float64")
+    pid_ok = pid.abs().lt(2**53) & pid.mod(1).eq(0)
+    problems.append(
+        pd.Series(
+            [
+                f"PID {str(t)[:40]!r} is not a process id" if bad else None
+                for bad, t in zip(raw["PID"].notna() & ~pid_ok, raw["PID"], strict=True)
+            ],
+            index=raw.index,
+            dtype=object,
+        )
+    )
+    out["PID"] = pid.where(pid_ok).astype("Int64")
     for col in LAYOUTS[activity]:
         if col in TEXT_COLUMNS:
             out[col] = raw[col].astype("string").str.strip().astype(object)

@@ -7,7 +7,8 @@ a replay compute exactly the same numbers, and a model whose pipeline starts wit
 function takes raw bars. The order of the rows does not matter, except that of two bars of
 one symbol and minute the earlier one in the frame is the one kept as history.
 
-Per symbol, in minute order, with the definitions of rules A1/A2 (:mod:`spark.rules`):
+Per symbol, in minute order, with the definitions of rules A1/A2
+(:mod:`anomalake.detection.markets`):
 
 * A bar's minute is its timestamp truncated to the UTC epoch minute (naive timestamps are
   taken as UTC). A bar is *valid* when it has a symbol and a timestamp, positive finite
@@ -43,8 +44,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from anomalake.detection.markets import MarketRuleParams
 from anomalake.errors import AnomalakeError
-from spark.rules import MarketRuleParams
 
 _RULES = MarketRuleParams()
 WINDOW_MINUTES = _RULES.a2_window_minutes

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from anomalake.settings import Settings
-from spark.streams.infra import backfill_scores, load_config
+from anomalake.speed.infra import load_config
+from spark.streams.infra import backfill_scores
 from spark.tables import Days, read_table, replace_days
 
 if TYPE_CHECKING:

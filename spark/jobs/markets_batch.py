@@ -1,7 +1,7 @@
 """Batch views of the markets data: silver bars, gaps, recomputed rules, reconciliation.
 
 Transforms of DataFrames, reusing the speed layer's own functions: validation is
-``decode_and_validate`` and the rules are ``spark.rules`` (through
+``decode_and_validate`` and the rules are ``anomalake.detection.markets`` (through
 ``make_state_function``), so a batch recomputation cannot drift from the stream.
 """
 
@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from anomalake.loaders.markets import market_files, read_raw_rows
+from anomalake.detection.markets import MarketRuleParams
+from anomalake.loaders.markets import EXCHANGE_TIMEZONE, market_files, read_raw_rows
 from anomalake.replay import to_message
 from anomalake.settings import Settings
-from spark.rules import MarketRuleParams
 from spark.streams.markets import VALIDATED, decode_and_validate, score_batch
 from spark.tables import Days, read_table, read_table_or_empty, replace_days
 
-EXCHANGE_TZ = "Asia/Kolkata"
 KAFKA_RECORD = (
     "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
 )
@@ -40,7 +39,7 @@ def records_as_kafka_rows(
 
 def trade_date(event_time: str = "event_time") -> F.Column:
     """The exchange-local date of a UTC event time."""
-    return F.to_date(F.from_utc_timestamp(event_time, EXCHANGE_TZ))
+    return F.to_date(F.from_utc_timestamp(event_time, EXCHANGE_TIMEZONE))
 
 
 def silver_bars(validated: DataFrame) -> DataFrame:
@@ -242,7 +241,7 @@ def build_silver(spark: SparkSession, settings: Settings, days: Days) -> dict[st
 
 def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days) -> dict[str, int]:
     """A1/A2 of ``days`` recomputed over silver, and the reconciliation with the stream's alerts."""
-    from spark.streams.markets import rule_params
+    from anomalake.detection.markets import rule_params
 
     m = settings.markets
     silver = read_table(spark, settings, m.silver_table).where(days.contains("trade_date"))
@@ -295,13 +294,14 @@ def load_files_to_bronze(spark: SparkSession, settings: Settings, path: Path) ->
     rows previously loaded from the same files are replaced, so loading again changes
     nothing. Anomalies found here are not alerted: the batch layer recomputes them.
     """
+    from anomalake.detection.markets import rule_params
     from spark.ingest import bronze_rows
-    from spark.streams.markets import quarantine_rows, rule_params
+    from spark.streams.markets import quarantine_rows
 
     m = settings.markets
     topics = ", ".join("'" + f"file:{f.name}".replace("'", "''") + "'" for f in market_files(path))
     same_files = f"topic IN ({topics})"
-    validated = decode_and_validate(file_records(spark, path), m.max_payload_bytes)
+    validated = decode_and_validate(file_records(spark, path), m.max_payload_bytes, m.limits)
     scored = score_batch(validated, rule_params(m)).persist()
     try:
         for rows, table, partition in (

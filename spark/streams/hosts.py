@@ -20,7 +20,8 @@ incremented, so they are idempotent.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -36,7 +37,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from anomalake.settings import Settings
+from anomalake.loaders.toniot import LAYOUTS, type_rows
+from anomalake.settings import RecordLimits, Settings
+from anomalake.speed.guard import failure_reason, guarded
 from spark.tables import create_if_missing
 
 if TYPE_CHECKING:
@@ -81,59 +84,106 @@ def score_events(
     tracking_uri: str,
     model_name: str,
     refresh_seconds: float,
+    limits: RecordLimits | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Type, validate and score raw Kafka values (the ``mapInPandas`` body)."""
-    from anomalake.loaders.toniot import LAYOUTS, type_rows
     from ml.serving import champion
 
-    columns = scored_schema(activity).fieldNames()
+    def score(typed: pd.DataFrame) -> pd.DataFrame:
+        return champion(tracking_uri, model_name, refresh_seconds).score(typed)
+
     for batch in batches:
-        values = [_object(v) for v in batch["value"]]
-        raw = pd.DataFrame.from_records(
-            [v or {} for v in values],
-            index=batch.index,
-            columns=["host", "ts", "PID", *LAYOUTS[activity], "label", "type"],
-        )
-        raw = raw.map(lambda x: None if x is None else str(x))
-        typed, reasons = type_rows(raw, activity)
-        reasons = pd.Series(
-            [
-                "malformed JSON: not an object"
-                if value is None
-                else "; ".join(r for r in (host_missing, reason) if r) or None
-                for value, host_missing, reason in zip(
-                    values,
-                    raw["host"].isna().map({True: "missing field host", False: None}),
-                    reasons,
-                    strict=True,
-                )
-            ],
-            index=batch.index,
-            dtype=object,
-        )
-        out = typed.assign(
-            host=raw["host"],
+        yield type_and_score(batch, activity, score, limits)
+
+
+def type_and_score(
+    batch: pd.DataFrame,
+    activity: str,
+    score: Callable[[pd.DataFrame], pd.DataFrame],
+    limits: RecordLimits | None = None,
+) -> pd.DataFrame:
+    """Kafka values of one activity typed, validated and scored by ``score``.
+
+    No record can make it raise: if the batch fails, each record is taken alone, and one
+    that fails is quarantined with the error as its reason
+    (:func:`anomalake.speed.guard.guarded`; the step keeps no state).
+    """
+    columns = scored_schema(activity).fieldNames()
+
+    def reject(record: pd.DataFrame, error: BaseException) -> pd.DataFrame:
+        row = dict.fromkeys(columns)
+        row.update(
             activity=activity,
-            ts=typed["ts"].dt.tz_localize(None),
-            label=typed["label"].astype("Int32"),
-            reason=reasons,
-            raw_value=batch["value"].where(reasons.notna()),
-            topic=batch["topic"],
-            partition=batch["partition"],
-            offset=batch["offset"],
+            reason=failure_reason(error),
+            raw_value=record["value"].iloc[0],
+            **{k: record[k].iloc[0] for k in KAFKA},
         )
-        valid = reasons.isna()
-        scored = champion(tracking_uri, model_name, refresh_seconds).score(typed[valid])
-        for col in ("score", "prediction", "model_name", "model_version"):
-            out[col] = None
-            out.loc[valid, col] = scored[col]
-        yield out[columns]
+        return pd.DataFrame([row], columns=columns)
+
+    return guarded(
+        None,
+        batch,
+        restore=lambda _: None,
+        dump=lambda _: "",
+        step=lambda _, part: _type_and_score(part, activity, score, limits)[columns],
+        reject=reject,
+    )[1]
+
+
+def _type_and_score(
+    batch: pd.DataFrame,
+    activity: str,
+    score: Callable[[pd.DataFrame], pd.DataFrame],
+    limits: RecordLimits | None,
+) -> pd.DataFrame:
+    values = [_object(v) for v in batch["value"]]
+    raw = pd.DataFrame.from_records(
+        [v or {} for v in values],
+        index=batch.index,
+        columns=["host", "ts", "PID", *LAYOUTS[activity], "label", "type"],
+    )
+    raw = raw.map(lambda x: None if x is None else str(x))
+    typed, reasons = type_rows(raw, activity, limits)
+    pattern = (limits or RecordLimits()).entity_pattern
+    host_problem = [
+        "missing field host"
+        if h is None
+        else (None if re.match(pattern, h) else f"host {h[:40]!r} is not an entity id")
+        for h in raw["host"]
+    ]
+    reasons = pd.Series(
+        [
+            "malformed JSON: not an object"
+            if value is None
+            else "; ".join(r for r in (host, reason) if r) or None
+            for value, host, reason in zip(values, host_problem, reasons, strict=True)
+        ],
+        index=batch.index,
+        dtype=object,
+    )
+    out = typed.assign(
+        host=raw["host"],
+        activity=activity,
+        ts=typed["ts"].dt.tz_localize(None),
+        label=typed["label"].astype("Int32"),
+        reason=reasons,
+        raw_value=batch["value"].where(reasons.notna()),
+        topic=batch["topic"],
+        partition=batch["partition"],
+        offset=batch["offset"],
+    )
+    valid = reasons.isna()
+    scored = score(typed[valid])
+    for col in ("score", "prediction", "model_name", "model_version"):
+        out[col] = None
+        out.loc[valid, col] = scored[col]
+    return out
 
 
 def _object(value: Any) -> dict[str, Any] | None:
     try:
         parsed = json.loads(value) if value is not None else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
 
@@ -148,12 +198,14 @@ def score_frame(raw: DataFrame, settings: Settings, activity: str) -> DataFrame:
     name = h.model_name(settings.name_prefix, activity)
     refresh = h.model_refresh_seconds
 
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        return score_events(batches, activity, uri, name, refresh)
+    limits = h.limits
 
-    return raw.select(F.col("value").cast("string").alias("value"), *KAFKA).mapInPandas(
-        run, schema=scored_schema(activity)
-    )
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        return score_events(batches, activity, uri, name, refresh, limits)
+
+    # bytes that are not UTF-8 become U+FFFD (they then fail validation as any bad text)
+    text = F.make_valid_utf8(F.col("value").cast("string"))
+    return raw.select(text.alias("value"), *KAFKA).mapInPandas(run, schema=scored_schema(activity))
 
 
 def quarantine_rows(scored: DataFrame) -> DataFrame:

@@ -4,30 +4,28 @@ One streaming query, one checkpoint. Records are grouped by their Kafka key (the
 and handed, in offset order, to one pandas function in Spark's state store
 (``applyInPandasWithState``) that
 
-1. parses and validates each record (:func:`parse_reading`): oversized, not a JSON object,
-   unsupported schema version, missing asset or a key that differs from it, unparsable time,
+1. parses and validates each record (:func:`anomalake.speed.infra.parse_reading`):
+   oversized, not a JSON object, unsupported schema version, missing asset or a key that
+   differs from it, unparsable time,
    a missing, non-numeric or non-finite sensor — each a ``reason``, never a silent drop;
 2. rejects a reading whose time is not after the asset's last reading (a repeat or an
    out-of-order reading: time-based detectors need time to move forward);
-3. scores the rest with the asset's :class:`~spark.detectors.detector_set.DetectorSet`,
-   whose state is kept between micro-batches (:func:`score_readings`).
+3. scores the rest with the asset's :class:`~anomalake.detection.detector_set.DetectorSet`,
+   whose state is kept between micro-batches (:func:`~anomalake.speed.infra.score_readings`).
 
 The ``foreachBatch`` sink appends readings with their scores to ``bronze_infra`` and the
 rest to ``quarantine_infra`` (idempotent on the batch id), and records anomalies and fired
 rules as detections in the alert lifecycle (:mod:`spark.alerts`): one open alert per asset
 and rule, published to the alerts topic and queued for people unless the readings came
 from a replay. A backfill (:func:`backfill_scores`) and an offline replay
-(:func:`score_messages`) run the same :func:`score_readings`, so they give the same scores.
+(:func:`anomalake.speed.infra.score_messages`) run the same
+:func:`~anomalake.speed.infra.score_readings`, so they give the same scores.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -45,9 +43,16 @@ from pyspark.sql.types import (
 )
 
 from anomalake.alerts.lifecycle import score_of_severity
-from anomalake.producer import SCHEMA_VERSION
-from anomalake.settings import Settings
-from spark.detectors.detector_set import DetectorSet, DetectorSetConfig
+from anomalake.detection.detector_set import DetectorSetConfig
+from anomalake.settings import RecordLimits, Settings
+from anomalake.speed.infra import (
+    COLUMNS,
+    AssetState,
+    Reading,
+    guarded_records,
+    load_config,
+    score_readings,
+)
 from spark.ingest import bronze_rows
 from spark.schemas import KAFKA_RECORD_FIELDS
 from spark.tables import BatchAppender, create_if_missing, stream_app_id, stream_query_id
@@ -58,7 +63,6 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
 
 log = logging.getLogger(__name__)
-ORIGINS = ("live", "replay")
 #: The alert rule name of a reading whose combined score crossed the threshold.
 SCORE_RULE = "anomaly_score"
 SCORED = StructType(
@@ -79,177 +83,11 @@ SCORED = StructType(
 STATE = StructType([StructField("state", StringType())])
 
 
-@dataclass
-class Reading:
-    """A valid reading: the asset, event time (epoch seconds), sensor values and origin."""
-
-    asset: str
-    t: float
-    values: list[float]
-    origin: str
-
-
-def parse_reading(
-    raw: str | None, key: str | None, sensors: tuple[str, ...], max_payload_bytes: int
-) -> tuple[Reading | None, str | None]:
-    """A Kafka value as a :class:`Reading`, or ``None`` and every reason it is not one."""
-    if raw is None:
-        return None, "empty value"
-    size = len(raw.encode())
-    if size > max_payload_bytes:
-        return None, f"oversized payload: {size} bytes > {max_payload_bytes}"
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return None, "malformed JSON"
-    if not isinstance(doc, dict):
-        return None, "malformed JSON: not an object"
-    problems = []
-    if doc.get("v") != SCHEMA_VERSION:
-        problems.append(f"unsupported schema version: {doc.get('v', 'none')}")
-    asset = doc.get("asset")
-    if not isinstance(asset, str) or not asset:
-        problems.append("missing field asset")
-    elif key is not None and asset != key:
-        problems.append(f"asset {asset!r} differs from the record key {key!r}")
-    t = _seconds(doc.get("timestamp"))
-    if doc.get("timestamp") is None:
-        problems.append("missing field timestamp")
-    elif t is None:
-        problems.append(f"unparsable timestamp: {str(doc.get('timestamp'))[:40]!r}")
-    origin = doc.get("origin", "live")
-    if origin not in ORIGINS:
-        problems.append(f"unknown origin: {str(origin)[:20]!r}")
-    values = []
-    for name in sensors:
-        value = doc.get(name)
-        if value is None:
-            problems.append(f"missing field {name}")
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"bad type for {name}: {str(value)[:40]!r}")
-        elif not math.isfinite(value):
-            problems.append(f"non-finite {name}")
-        else:
-            values.append(float(value))
-    if problems:
-        return None, "; ".join(problems)
-    assert isinstance(asset, str) and t is not None
-    return Reading(asset, t, values, str(origin)), None
-
-
-def _seconds(text: Any) -> float | None:
-    """Epoch seconds of an ISO-8601 time (a time without an offset is UTC)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
-
-
-@dataclass
-class AssetState:
-    """What the state store keeps per asset: the last reading's time and the detectors."""
-
-    detectors: DetectorSet
-    last_t: float | None = None
-    readings: int = 0
-
-    def to_json(self) -> str:
-        """Serialise for the state store (floats round-trip exactly)."""
-        return json.dumps(
-            {"d": self.detectors.state(), "t": self.last_t, "n": self.readings},
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_json(cls, config: DetectorSetConfig, text: str) -> AssetState:
-        """Restore from :meth:`to_json`."""
-        doc = json.loads(text)
-        return cls(DetectorSet.from_state(config, doc["d"]), doc["t"], doc["n"])
-
-    @classmethod
-    def fresh(cls, config: DetectorSetConfig) -> AssetState:
-        """The state of an asset never seen."""
-        return cls(DetectorSet(config))
-
-
-def score_readings(
-    state: AssetState, readings: Iterable[Reading], sensors: tuple[str, ...]
-) -> Iterator[tuple[Reading, dict[str, Any]]]:
-    """The asset's readings, in arrival order, through its detectors: the shared step.
-
-    Yields each reading with either its scores (``score``, ``scores``, ``anomaly``,
-    ``rules``) or a ``reason`` when its time does not move forward.
-    """
-    for r in readings:
-        if state.last_t is not None and r.t <= state.last_t:
-            kind = "repeated time" if r.t == state.last_t else "out of order"
-            yield r, {"reason": f"{kind}: not after the asset's last reading"}
-            continue
-        detection = state.detectors.update(dict(zip(sensors, r.values, strict=True)), r.t)
-        state.last_t = r.t
-        state.readings += 1
-        yield (
-            r,
-            {
-                "score": detection.score,
-                "scores": detection.scores,
-                "anomaly": detection.anomaly,
-                "rules": list(detection.rules),
-                "reason": None,
-            },
-        )
-
-
-def _row(
-    record: Mapping[str, Any], reading: Reading | None, scored: Mapping[str, Any]
-) -> dict[str, Any]:
-    base = {
-        "asset": reading.asset if reading else None,
-        "event_time": pd.Timestamp(reading.t, unit="s") if reading else None,
-        "values": reading.values if reading else None,
-        "origin": reading.origin if reading else None,
-        "score": None,
-        "scores": None,
-        "anomaly": None,
-        "rules": None,
-        **scored,
-        **{f.name: record.get(f.name) for f in KAFKA_RECORD_FIELDS},
-    }
-    base["raw_value"] = record.get("raw_value") if base.get("reason") else None
-    return base
-
-
-def score_records(
-    state: AssetState | None,
-    records: pd.DataFrame,
+def make_state_function(
+    config: DetectorSetConfig,
     sensors: tuple[str, ...],
     max_payload_bytes: int,
-) -> pd.DataFrame:
-    """One key's Kafka records (``raw_value``, key, topic, partition, offset, ...) scored.
-
-    Parsing and :func:`score_readings` in offset order; with ``state`` None (no key) every
-    record is validated but none can be scored, so valid ones are quarantined for that.
-    """
-    rows = []
-    ordered = records.sort_values(["partition", "offset"], kind="stable")
-    for record in ordered.to_dict("records"):
-        reading, reason = parse_reading(
-            record["raw_value"], record.get("key"), sensors, max_payload_bytes
-        )
-        if reading is None or state is None:
-            reason = reason or "no record key: readings are keyed by asset"
-            rows.append(_row(record, None, {"reason": reason}))
-            continue
-        for r, scored in score_readings(state, [reading], sensors):
-            rows.append(_row(record, r, scored))
-    return pd.DataFrame.from_records(rows, columns=SCORED.fieldNames())
-
-
-def make_state_function(
-    config: DetectorSetConfig, sensors: tuple[str, ...], max_payload_bytes: int
+    limits: RecordLimits | None = None,
 ) -> Any:
     """The per-asset function ``applyInPandasWithState`` calls."""
 
@@ -257,15 +95,11 @@ def make_state_function(
         key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState
     ) -> Iterator[pd.DataFrame]:
         records = pd.concat(list(batches), ignore_index=True)
-        asset = key[0]
-        current = None
-        if asset is not None:
-            current = (
-                AssetState.from_json(config, state.get[0])
-                if state.exists
-                else AssetState.fresh(config)
-            )
-        out = score_records(current, records, sensors, max_payload_bytes)
+        keyed = key[0] is not None
+        stored = state.get[0] if state.exists else None
+        current, out = guarded_records(
+            stored, config, records, sensors, max_payload_bytes, limits, keyed=keyed
+        )
         if current is not None:
             state.update((current.to_json(),))
         yield out
@@ -276,8 +110,9 @@ def make_state_function(
 def kafka_records(raw: DataFrame) -> DataFrame:
     """Kafka rows as the text columns the state function reads."""
     return raw.select(
-        F.col("value").cast("string").alias("raw_value"),
-        F.col("key").cast("string").alias("key"),
+        # bytes that are not UTF-8 become U+FFFD, which validation quarantines
+        F.make_valid_utf8(F.col("value").cast("string")).alias("raw_value"),
+        F.make_valid_utf8(F.col("key").cast("string")).alias("key"),
         "topic",
         "partition",
         "offset",
@@ -289,36 +124,11 @@ def score_stream(records: DataFrame, settings: Settings, config: DetectorSetConf
     """Every record once: scored by its asset's detectors in the state store, or with a reason."""
     i = settings.infra
     return records.groupBy("key").applyInPandasWithState(
-        make_state_function(config, i.sensors, i.max_payload_bytes),
+        make_state_function(config, i.sensors, i.max_payload_bytes, i.limits),
         outputStructType=SCORED,
         stateStructType=STATE,
         outputMode="append",
         timeoutConf=GroupStateTimeout.NoTimeout,
-    )
-
-
-def score_messages(
-    messages: Iterable[tuple[str, bytes]], settings: Settings, config: DetectorSetConfig
-) -> pd.DataFrame:
-    """Offline replay: the producer's messages scored without Kafka or Spark, same step."""
-    frame = pd.DataFrame(
-        [
-            {"key": k, "raw_value": v.decode(), "topic": "", "partition": 0, "offset": n}
-            for n, (k, v) in enumerate(messages)
-        ]
-    )
-    states: dict[str, AssetState] = {}
-    parts = [
-        score_records(
-            states.setdefault(key, AssetState.fresh(config)),
-            group,
-            settings.infra.sensors,
-            settings.infra.max_payload_bytes,
-        )
-        for key, group in frame.groupby("key", sort=True)
-    ]
-    return (
-        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORED.fieldNames())
     )
 
 
@@ -452,11 +262,6 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
         create_if_missing(frame, settings.table_path(table), partition)
 
 
-def load_config(settings: Settings) -> DetectorSetConfig:
-    """The detector set every asset runs, from the configured YAML."""
-    return DetectorSetConfig.from_file(settings.infra_detectors_config, settings.infra.sensors)
-
-
 def start(spark: SparkSession, settings: Settings) -> StreamingQuery:
     """Start the infra speed layer on the configured topic."""
     from spark.ingest import kafka_stream
@@ -535,3 +340,6 @@ def backfill_scores(bronze: DataFrame, settings: Settings, config: DetectorSetCo
         .groupBy("asset")
         .applyInPandas(per_asset, schema=out_schema)
     )
+
+
+assert tuple(SCORED.fieldNames()) == COLUMNS, "the stream's schema is the step's columns"

@@ -4,8 +4,9 @@ One streaming query, one checkpoint:
 
 1. :func:`decode_and_validate` (stateless) types each Kafka record with an explicit schema
    and gives every record that cannot be a bar a ``reason``;
-2. :func:`score_bars` groups by symbol and runs the rules of :mod:`spark.rules` in Spark's
-   state store (``applyInPandasWithState``): valid bars are queued behind the symbol's
+2. :func:`score_bars` groups by symbol and runs the rules of
+   :mod:`anomalake.detection.markets` in Spark's state store
+   (``applyInPandasWithState``): valid bars are queued behind the symbol's
    event-time watermark, evaluated in minute order and emitted scored; invalid, duplicate
    and late records pass through with their reason;
 3. :func:`write_outputs` (``foreachBatch``): one job scores the batch (cached) and appends
@@ -18,6 +19,7 @@ One streaming query, one checkpoint:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -40,10 +42,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from anomalake.producer import SCHEMA_VERSION
-from anomalake.settings import MarketsSettings, Settings
-from spark.ingest import bronze_rows
-from spark.rules import (
+from anomalake.detection.markets import (
     Columns,
     MarketRuleParams,
     SymbolState,
@@ -51,7 +50,12 @@ from spark.rules import (
     concat_columns,
     evaluate_columns,
     row_count,
+    rule_params,
 )
+from anomalake.producer import SCHEMA_VERSION
+from anomalake.settings import RecordLimits, Settings
+from anomalake.speed.guard import failure_reason, guarded
+from spark.ingest import bronze_rows
 from spark.schemas import KAFKA_RECORD_FIELDS
 from spark.streams.lifetime import BatchSink, release_on_stop
 from spark.tables import (
@@ -106,33 +110,31 @@ SCORED = StructType(
 STATE = StructType([StructField("state", StringType())])
 
 
-def rule_params(markets: MarketsSettings) -> MarketRuleParams:
-    """The rule parameters named in settings."""
-    return MarketRuleParams(
-        a1_threshold=markets.a1_threshold,
-        a2_factor=markets.a2_factor,
-        a2_window_minutes=markets.a2_window_minutes,
-        a2_min_history=markets.a2_min_history,
-        lateness_minutes=markets.lateness_minutes,
-    )
-
-
-def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
+def decode_and_validate(
+    raw: DataFrame, max_payload_bytes: int, limits: RecordLimits | None = None
+) -> DataFrame:
     """Kafka records -> typed bars with ``reason`` null, or with every problem found.
 
-    Problems: oversized payload, malformed JSON, unsupported schema version, missing
-    fields, values of the wrong type, unparsable timestamps, NaN or non-positive prices,
-    negative volumes. Nothing is dropped.
+    Problems: oversized payload, invalid UTF-8, malformed JSON, unsupported schema version,
+    missing fields, a symbol that is not an entity id (empty, blank, an object), values of
+    the wrong type, unparsable timestamps, event times out of ``limits`` or too far after
+    the record's Kafka timestamp, NaN, infinite, non-positive or out-of-range prices,
+    negative or out-of-range volumes (beyond int64 too). Nothing is dropped.
     """
-    text = F.col("value").cast("string")
+    limits = limits or RecordLimits()
+    earliest, latest = limits.event_time_bounds()
+    # Bytes that are not UTF-8 become U+FFFD (the record is quarantined for them): Arrow,
+    # between Spark and the Python step, refuses invalid UTF-8.
+    text = F.make_valid_utf8(F.col("value").cast("string"))
     # One parse: text that is not a JSON object lands whole in the corrupt-record field.
     j = F.from_json(text, RAW_BAR_OR_CORRUPT, {"columnNameOfCorruptRecord": CORRUPT})
     df = raw.select(
         text.alias("raw_value"),
         F.length("value").alias("_bytes"),
+        F.is_valid_utf8(F.col("value").cast("string")).alias("_utf8"),
         j.alias("j"),
         (j.isNull() | j[CORRUPT].isNotNull()).alias("_not_object"),
-        F.col("key").cast("string").alias("key"),
+        F.make_valid_utf8(F.col("key").cast("string")).alias("key"),
         "topic",
         "partition",
         "offset",
@@ -147,6 +149,7 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
             F.col("_bytes") > max_payload_bytes,
             F.format_string("oversized payload: %d bytes > %d", "_bytes", F.lit(max_payload_bytes)),
         ),
+        F.when(~F.col("_utf8"), F.lit("invalid UTF-8")),
         F.when(F.col("_not_object"), F.lit("malformed JSON: not an object")),
         F.when(
             ~F.col("_not_object") & (version.isNull() | (version != SCHEMA_VERSION)),
@@ -159,12 +162,30 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
                 ~F.col("_not_object") & F.col(f"j.{name}").isNull(), F.lit(f"missing field {name}")
             )
         )
-    problems.append(
+    symbol = F.col("j.symbol")
+    seconds = F.unix_timestamp(event_time)
+    problems += [
+        F.when(
+            symbol.isNotNull() & ~symbol.rlike(limits.entity_pattern),
+            F.format_string("symbol '%s' is not an entity id", F.substring(symbol, 1, 40)),
+        ),
         F.when(
             F.col("j.timestamp").isNotNull() & event_time.isNull(),
-            F.format_string("unparsable timestamp: '%s'", "j.timestamp"),
-        )
-    )
+            F.format_string("unparsable timestamp: '%s'", F.substring("j.timestamp", 1, 40)),
+        ),
+        F.when(
+            (seconds < earliest) | (seconds > latest),
+            F.format_string("event time out of range: %s", "j.timestamp"),
+        ),
+        F.when(
+            seconds > F.unix_timestamp("kafka_timestamp") + limits.max_future_seconds,
+            F.format_string(
+                "event time in the future: %s is more than %d s after the record's Kafka timestamp",
+                "j.timestamp",
+                F.lit(int(limits.max_future_seconds)),
+            ),
+        ),
+    ]
     for name, value in typed.items():
         raw_field = F.col(f"j.{name}")
         problems += [
@@ -174,20 +195,30 @@ def decode_and_validate(raw: DataFrame, max_payload_bytes: int) -> DataFrame:
             ),
             F.when(F.isnan(value), F.lit(f"NaN price in {name}")),
             F.when(value <= 0, F.format_string(f"non-positive price in {name}: %s", raw_field)),
+            F.when(
+                ~F.isnan(value) & (F.abs(value) > limits.max_abs_value),
+                F.format_string(f"price out of range in {name}: %s", F.substring(raw_field, 1, 40)),
+            ),
         ]
     problems += [
         F.when(
             F.col("j.volume").isNotNull()
             & (volume_num.isNull() | (volume_num != F.floor(volume_num))),
-            F.format_string("bad type for volume: '%s'", "j.volume"),
+            F.format_string("bad type for volume: '%s'", F.substring("j.volume", 1, 40)),
         ),
         F.when(volume_num < 0, F.format_string("negative volume: %s", "j.volume")),
+        F.when(
+            volume_num > limits.max_abs_value,
+            F.format_string("volume out of range: %s", F.substring("j.volume", 1, 40)),
+        ),
     ]
     reason = F.concat_ws("; ", *problems)
+    # out of range, the time is null: pandas (in the Python step) holds 1677 to 2262 only
+    in_range = event_time.isNotNull() & (seconds >= earliest) & (seconds <= latest)
     out = df.select(
         F.col("j.symbol").alias("symbol"),
-        event_time.alias("event_time"),
-        F.floor(F.unix_timestamp(event_time) / 60).cast("long").alias("minute"),
+        F.when(in_range, event_time).alias("event_time"),
+        F.when(in_range, F.floor(seconds / 60)).cast("long").alias("minute"),
         *(typed[p].alias(p) for p in PRICE_FIELDS),
         volume_num.try_cast("long").alias("volume"),
         version.alias("schema_version"),
@@ -315,6 +346,16 @@ def score_arrivals(
     """
     records = validated_columns(arrivals)
     passed = pd.notna(records["reason"]) | (not keyed)
+    # a bar without its minute, close or volume cannot be evaluated: refuse it here, not
+    # when it is evaluated (a later micro-batch, where no record is to blame)
+    missing = ~passed & (
+        pd.isna(records["minute"]) | pd.isna(records["close"]) | pd.isna(records["volume"])
+    )
+    if missing.any():
+        reason = records["reason"].copy()
+        reason[missing] = "incomplete bar: minute, close or volume is null"
+        records = {**records, "reason": reason}
+        passed = passed | missing
     if keyed and not passed.all():
         queued = ~passed
         bars = records if queued.all() else {k: v[queued] for k, v in records.items()}
@@ -331,14 +372,63 @@ def score_arrivals(
     return scored_output(rejected, evaluate_columns(state, params, flush=flush))
 
 
+def guarded_arrivals(
+    stored: str | None,
+    arrivals: pd.DataFrame,
+    params: MarketRuleParams,
+    *,
+    keyed: bool = True,
+    flush: bool = False,
+) -> tuple[SymbolState, pd.DataFrame]:
+    """:func:`score_arrivals` from the stored state, such that no record stops the stream.
+
+    Through :func:`anomalake.speed.guard.guarded`: if the batch fails, its records are
+    taken one by one and one that fails is quarantined (:func:`unscorable`) without
+    changing the symbol's state.
+    """
+    return guarded(
+        stored,
+        arrivals,
+        restore=lambda text: SymbolState.from_json(text) if text else SymbolState(),
+        dump=lambda state: state.to_json(),
+        step=lambda state, records: score_arrivals(state, records, params, keyed=keyed),
+        reject=unscorable,
+        finish=(
+            (lambda state: scored_output(evaluate_columns(state, params, flush=True)))
+            if flush
+            else None
+        ),
+    )
+
+
+def unscorable(record: pd.DataFrame, error: BaseException) -> pd.DataFrame:
+    """A record the step could not take, as a SCORED row with the error as its reason.
+
+    Its fields are kept as JSON text in ``raw_value``; one that does not fit its column is
+    null there.
+    """
+    fields = {n: record[n].iloc[0] for n in BAR_FIELDS if n in record and n != "raw_value"}
+    text = json.dumps({k: v for k, v in fields.items() if k != "reason"}, default=str)
+    columns: Columns = {}
+    for name in BAR_FIELDS:
+        try:
+            columns[name] = _typed(record[name].to_numpy() if name in record else None, name, 1)
+        except Exception:  # noqa: BLE001 - a value that does not fit its column
+            columns[name] = _typed(None, name, 1)
+    columns["reason"] = np.array([failure_reason(error)], dtype=object)
+    columns["raw_value"] = np.array([text[:4096]], dtype=object)
+    return scored_output(columns)
+
+
 def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
     """The per-symbol function that ``applyInPandasWithState`` calls."""
 
     def step(
         key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState
     ) -> Iterator[pd.DataFrame]:
-        symbol_state = SymbolState.from_json(state.get[0]) if state.exists else SymbolState()
+        stored = state.get[0] if state.exists else None
         if state.hasTimedOut:
+            symbol_state = SymbolState.from_json(stored) if stored else SymbolState()
             scored = evaluate_columns(symbol_state, params, flush=True)
             state.update((symbol_state.to_json(),))
             if row_count(scored):
@@ -346,7 +436,7 @@ def make_state_function(params: MarketRuleParams, flush_after_ms: int) -> Any:
             return
         chunks = list(batches)
         incoming = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
-        out = score_arrivals(symbol_state, incoming, params, keyed=key[0] is not None)
+        symbol_state, out = guarded_arrivals(stored, incoming, params, keyed=key[0] is not None)
         if key[0] is not None:
             state.update((symbol_state.to_json(),))
             state.setTimeoutDuration(flush_after_ms)
@@ -364,7 +454,7 @@ def score_batch(validated: DataFrame, params: MarketRuleParams) -> DataFrame:
     """
 
     def per_symbol(key: tuple[Any, ...], arrivals: pd.DataFrame) -> pd.DataFrame:
-        return score_arrivals(SymbolState(), arrivals, params, keyed=key[0] is not None, flush=True)
+        return guarded_arrivals(None, arrivals, params, keyed=key[0] is not None, flush=True)[1]
 
     return validated.groupBy("symbol").applyInPandas(per_symbol, schema=SCORED)
 
@@ -548,7 +638,7 @@ def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> 
         spark, settings, topic or settings.kafka.markets_topic, m.max_offsets_per_trigger
     )
     scored = score_bars(
-        decode_and_validate(raw, m.max_payload_bytes),
+        decode_and_validate(raw, m.max_payload_bytes, m.limits),
         rule_params(m),
         int(m.flush_after_seconds * 1000),
     )

@@ -88,9 +88,10 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     import mlflow
     from pyspark.sql import functions as F
 
+    from anomalake.detection.markets import rule_params
     from anomalake.generators.markets import FaultRates, write_market_files
     from spark.jobs.markets_batch import file_records, load_files_to_bronze
-    from spark.streams.markets import alert_rows, decode_and_validate, rule_params, score_batch
+    from spark.streams.markets import alert_rows, decode_and_validate, score_batch
 
     started = pd.Timestamp.now(tz="UTC")
     m = settings.markets

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalake.detection.markets import MarketRuleParams, SymbolState, accept_bars, evaluate_ready
 from anomalake.errors import AnomalakeError
 from anomalake.generators.markets import EXCHANGE_TZ, generate_bars
 from ml.features.markets import FEATURE_COLUMNS, bar_features, epoch_minutes, valid_bars
-from spark.rules import MarketRuleParams, SymbolState, accept_bars, evaluate_ready
 
 OPEN_1 = datetime(2026, 1, 5, 9, 15, tzinfo=EXCHANGE_TZ)
 OPEN_2 = datetime(2026, 1, 6, 9, 15, tzinfo=EXCHANGE_TZ)
@@ -222,7 +222,7 @@ def test_empty_frame_gives_empty_features() -> None:
 
 
 def test_return_and_volume_ratio_are_the_rule_quantities() -> None:
-    """On generated bars with gaps, abs_return and volume_ratio are spark.rules'."""
+    """On generated bars with gaps, abs_return and volume_ratio are anomalake.detection.markets'."""
     parts = [generate_bars(s, date(2026, 1, 5), 2, seed=4) for s in ("AAA", "BBB")]
     bars = pd.concat([p[0] for p in parts], ignore_index=True)
     bars = bars.drop(bars.index[::23]).sample(frac=1.0, random_state=0)

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anomalake.detection.multivariate import HotellingT2, MewmaT2
+from anomalake.detection.registry import describe, multivariate, scorer
+from anomalake.detection.univariate import HoldFilter, PeakFilter
 from anomalake.errors import AnomalakeError
-from anomalake.evaluation.detectors import build, describe, multivariate
 from anomalake.evaluation.tuning import load, nab_grid, skab_grid
-from spark.detectors.multivariate import HotellingT2, MewmaT2
-from spark.detectors.univariate import HoldFilter, PeakFilter
 
 
 def test_peak_filter_passes_only_new_maxima_of_its_window() -> None:
@@ -60,31 +60,33 @@ def test_configurations_build_describe_and_reject_bad_ones() -> None:
             {"kind": "rolling_z", "window": 10, "warmup": 3},
         ],
     }
-    update = build(config)()
+    update = scorer(config)()
     scores = [update(x) for x in [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 9.0]]
     assert scores[-1] > 0.99 and all(0.0 <= s <= 1.0 for s in scores)
     assert describe(config) == (
         "max(peak(window=5) of ewma(alpha=0.1, warmup=3), rolling_z(window=10, warmup=3))"
     )
-    assert not multivariate(config) and multivariate({"kind": "hold", "of": {"kind": "t2"}})
+    assert not multivariate(config) and multivariate(
+        {"kind": "hold", "of": {"kind": "hotelling_t2"}}
+    )
     with pytest.raises(AnomalakeError, match="unknown detector kind"):
-        build({"kind": "magic"})
+        scorer({"kind": "magic"})
     with pytest.raises(AnomalakeError, match="bad detector configuration"):
-        build({"kind": "ewma", "alpha": 0.1, "colour": "red"})
+        scorer({"kind": "ewma", "alpha": 0.1, "colour": "red"})
 
 
 def test_every_grid_entry_builds() -> None:
     assert len(nab_grid()) == 26 and len(skab_grid()) == 18  # the sizes docs/detection.md gives
     for config in nab_grid():
-        build(config)
+        scorer(config)
     for entry in skab_grid():
         assert multivariate(entry["detector"])
-        build(entry["detector"])
+        scorer(entry["detector"])
 
 
 def test_a_config_for_the_other_data_set_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"dataset": "skab", "detector": {"kind": "t2"}}))
+    path.write_text(json.dumps({"dataset": "skab", "detector": {"kind": "hotelling_t2"}}))
     with pytest.raises(AnomalakeError, match="tuned on skab, not nab"):
         load(path, "nab")
     path.write_text("{not json")

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from anomalake.detection.multivariate import HotellingT2
 from anomalake.evaluation.metrics import point_metrics
 from anomalake.evaluation.skab import evaluate_runs, labelled_runs, load_run
-from spark.detectors.multivariate import HotellingT2
 from tests.conftest import SHARED_DATA
 
 SHARED_SKAB = SHARED_DATA / "skab"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from anomalake.detection.univariate import EwmaBand
 from anomalake.evaluation.nab_corpus import evaluate, load_corpus, write_results
-from spark.detectors.univariate import EwmaBand
 from tests.conftest import SHARED_DATA
 
 SHARED_NAB = SHARED_DATA / "nab-dev"

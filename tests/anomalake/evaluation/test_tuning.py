@@ -112,12 +112,12 @@ def test_skab_tuning_picks_the_warm_up_that_excludes_the_anomaly(tmp_path: Path)
         _skab_run(tmp_path / "valve1" / f"{k}.csv", range(300, 360), seed=k)
     # warm-up 350 learns the anomaly as normal; warm-up 200 does not
     grid: list[dict[str, Any]] = [
-        {"detector": {"kind": "t2", "warmup": 350}, "exclude": []},
-        {"detector": {"kind": "mewma", "warmup": 200, "lam": 0.5}, "exclude": []},
+        {"detector": {"kind": "hotelling_t2", "warmup": 350}, "exclude": []},
+        {"detector": {"kind": "mewma_t2", "warmup": 200, "lam": 0.5}, "exclude": []},
     ]
     tuned = tuning.tune_skab(tmp_path, grid=grid)
     r = tuned.report
-    assert r["detector"] == {"kind": "mewma", "warmup": 200, "lam": 0.5}
+    assert r["detector"] == {"kind": "mewma_t2", "warmup": 200, "lam": 0.5}
     assert tuned.held_out.points.f1 > 0.9 and tuned.held_out.events.detected == 2
     assert r["held_out"]["changepoint_delays"][0] is not None
     out = tmp_path / "skab.json"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import functions as F
 
+from anomalake.detection.markets import MarketRuleParams
 from anomalake.generators.markets import FaultRates, write_market_files
 from anomalake.replay import replay_messages
 from spark.jobs.markets_batch import (
@@ -16,7 +17,6 @@ from spark.jobs.markets_batch import (
     records_as_kafka_rows,
     silver_bars,
 )
-from spark.rules import MarketRuleParams
 from spark.streams.markets import decode_and_validate
 from tests.spark.streams.reference import reference_anomalies
 

@@ -1,8 +1,9 @@
 """An independent pandas computation of A1/A2 over export files, for comparison.
 
 Written from the rule definitions, vectorised over a minute grid, sharing no code with
-``spark.rules``: filter invalid rows, keep the first row of each (symbol, minute) in file
-order, then per symbol: A1 against the bar at minute - 1, A2 against the mean volume of
+``anomalake.detection.markets``: filter invalid rows, keep the first row of each
+(symbol, minute) in file order, then per symbol: A1 against the bar at minute - 1, A2
+against the mean volume of
 minutes [t - 10, t - 1] when all ten have a bar.
 """
 

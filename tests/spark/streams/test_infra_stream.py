@@ -90,8 +90,9 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     spark, kafka: Settings, tmp_path: Path
 ) -> None:
     from anomalake.alerts.delivery import DeliveryWorker, Outbox, channels_from_settings
+    from anomalake.speed.infra import load_config, score_messages
     from spark.jobs.infra_backfill import backfill
-    from spark.streams.infra import load_config, score_messages, start
+    from spark.streams.infra import start
     from spark.tables import Days
 
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
@@ -194,7 +195,8 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(  # type: ignore[no-unt
     """
     from pyspark.sql import functions as F
 
-    from spark.streams.infra import detections, load_config, score_messages
+    from anomalake.speed.infra import load_config, score_messages
+    from spark.streams.infra import detections
     from tests.spark.streams.crash import kill_repeatedly, run_to_completion
 
     s = _isolated(kafka, tmp_path, webhook="")

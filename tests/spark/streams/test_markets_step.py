@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from anomalake.detection.markets import MarketRuleParams, SymbolState
 from anomalake.generators.markets import FaultRates, write_market_files
 from anomalake.loaders.markets import market_files
 from anomalake.replay import interleave
-from spark.rules import MarketRuleParams, SymbolState
 from spark.streams.markets import (
     SCORED,
     SCORED_DTYPES,
@@ -210,3 +210,67 @@ def test_rejected_records_come_first_in_arrival_order_then_bars_by_minute() -> N
     keyless = score_arrivals(SymbolState(), records, MarketRuleParams(), keyed=False)
     assert keyless["offset"].tolist() == [0, 1, 2, 3, 4]  # nothing queued without a key
     assert keyless["a1"].isna().all()
+
+
+def test_a_bar_the_rules_cannot_take_is_quarantined_and_leaves_the_state_as_it_was() -> None:
+    """A volume beyond int64 reached the step as null (validation let it through): it raised."""
+    from spark.streams.markets import guarded_arrivals
+
+    first = pd.Timestamp("2026-02-02 04:00").value // 60_000_000_000
+    records = pd.DataFrame(
+        {
+            "symbol": "AAA",
+            "event_time": pd.date_range("2026-02-02 04:00", periods=4, freq="min"),
+            "minute": [first, first + 1, first + 2, first + 3],
+            "open": 1.0,
+            "high": 1.0,
+            "low": 1.0,
+            "close": [1.0, 1.01, 1.0, 1.2],
+            "volume": [5.0, np.nan, 5.0, 5.0],  # Spark hands a null long over as NaN
+            "schema_version": np.int32(1),
+            "reason": None,
+            "raw_value": None,
+            "key": "AAA",
+            "topic": "bars",
+            "partition": np.int32(0),
+            "offset": np.arange(4, dtype=np.int64),
+            "kafka_timestamp": pd.Timestamp("2026-02-02 04:05"),
+        }
+    )
+    state, out = guarded_arrivals(None, records, MarketRuleParams(), flush=True)
+    assert sorted(out["offset"]) == [0, 1, 2, 3]
+    bad = out[out["offset"] == 1].iloc[0]
+    assert bad["reason"] == "incomplete bar: minute, close or volume is null"
+    good = out[out["reason"].isna()].sort_values("minute")
+    assert good["minute"].tolist() == [first, first + 2, first + 3]
+    # minute 1 never reached the state: minute 2 has no previous bar, minute 3 has
+    assert good["a1"].tolist() == [pd.NA, pd.NA, True]
+    clean = records.drop(index=1)
+    expected_state, _ = guarded_arrivals(None, clean, MarketRuleParams(), flush=True)
+    assert state.to_json() == expected_state.to_json()
+
+
+def test_a_batch_the_step_raises_on_is_taken_record_by_record() -> None:
+    """Whatever the step raises on, the other records are scored and the state kept."""
+    from anomalake.speed.guard import guarded
+
+    def step(state: list[int], part: pd.DataFrame) -> pd.DataFrame:
+        if (part["x"] < 0).any():
+            raise ValueError("negative")
+        state.extend(part["x"])
+        return part.assign(reason=None)
+
+    def reject(part: pd.DataFrame, error: BaseException) -> pd.DataFrame:
+        return part.assign(reason=str(error))
+
+    records = pd.DataFrame({"x": [1, -1, 2]})
+    state, out = guarded(
+        "[7]",
+        records,
+        restore=lambda text: [int(v) for v in text.strip("[]").split(",") if v] if text else [],
+        dump=lambda s: "[" + ",".join(map(str, s)) + "]",
+        step=step,
+        reject=reject,
+    )
+    assert state == [7, 1, 2]
+    assert out["reason"].tolist() == [None, "negative", None]

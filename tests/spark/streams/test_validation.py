@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+
 from spark.streams.markets import decode_and_validate
 
 GOOD = {
@@ -68,3 +72,73 @@ def test_several_problems_are_all_reported(spark) -> None:  # type: ignore[no-un
     assert "NaN price in close" in row["reason"]
     assert "negative volume" in row["reason"]
     assert "missing field high" in row["reason"]
+
+
+NOW = "2026-01-05 04:00:00"
+
+
+def _through_the_step(spark, values: list[bytes]) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Validation and the per-symbol step (the stream's, from an empty state, flushed)."""
+    from anomalake.detection.markets import MarketRuleParams
+    from spark.streams.markets import score_batch
+
+    rows = [(b"ABC", v, "t", 0, i, NOW) for i, v in enumerate(values)]
+    schema = "key binary, value binary, topic string, partition int, offset long, ts string"
+    raw = spark.createDataFrame(rows, schema).withColumn("timestamp", F.to_timestamp("ts"))
+    scored = score_batch(decode_and_validate(raw.drop("ts"), 4096), MarketRuleParams())
+    return [r.asDict() for r in scored.orderBy("offset").collect()]
+
+
+def test_poison_records_are_quarantined_and_the_bars_around_them_scored(spark) -> None:  # type: ignore[no-untyped-def]
+    poison = {
+        _with(volume=2**63): "volume out of range",
+        _with(volume=int("9" * 400)): "bad type for volume",
+        _with(close=1e308): "price out of range in close",
+        b'{"v": 1, "symbol": "ABC", "close": Infinity}': "bad type for close",
+        _with(close="Infinity"): "price out of range in close",
+        _with(volume="1e400"): "bad type for volume",
+        _with(timestamp="0001-01-01T00:00:00Z"): "event time out of range",
+        _with(timestamp="9999-12-31T00:00:00Z"): "event time out of range",
+        _with(timestamp="2100-01-05T09:15:00+05:30"): "event time in the future",
+        _with(timestamp=1767584700000): "unparsable timestamp",
+        _with(symbol=""): "is not an entity id",
+        _with(symbol="  "): "is not an entity id",
+        _with(symbol={"a": 1}): "is not an entity id",
+        _with(close=[1, 2]): "bad type for close",
+        b'{"v": 1, "symbol": "ABC", "close": "\xff\xfe"}': "invalid UTF-8",
+    }
+    good = [
+        _with(timestamp=f"2026-01-05 09:{15 + m:02d}:00+05:30", close=10 + m / 100, volume=1000)
+        for m in range(20)
+    ]
+    values = good[:10] + list(poison) + good[10:]
+    rows = _through_the_step(spark, values)
+    assert sorted(r["offset"] for r in rows) == list(range(len(values)))
+    by_offset = {r["offset"]: r for r in rows}
+    for n, reason in enumerate(poison.values()):
+        got = by_offset[10 + n]["reason"]
+        assert got is not None and reason in got, (reason, got)
+    scored = [r for r in rows if r["reason"] is None]
+    assert len(scored) == 20 and all(r["a2"] is not None for r in scored[10:])
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.lists(
+        st.binary(max_size=120)
+        | st.dictionaries(
+            st.sampled_from(["v", "symbol", "timestamp", "open", "high", "low", "close", "volume"]),
+            st.none()
+            | st.integers()
+            | st.integers(min_value=2**63, max_value=10**60)
+            | st.floats()
+            | st.text(max_size=12)
+            | st.lists(st.integers(), max_size=2),
+        ).map(lambda d: json.dumps(d).encode()),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_random_records_never_stop_validation_and_the_step(spark, values: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    rows = _through_the_step(spark, values)
+    assert sorted(r["offset"] for r in rows) == list(range(len(values)))

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spark.rules import (
+from anomalake.detection.markets import (
     DUPLICATE_REASON,
     LATE_REASON,
     SCORE_COLUMNS,

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.stats import chi2
 
-from spark.detectors.state import JsonState
+from anomalake.detection.state import JsonState
 
 
 def _welford(

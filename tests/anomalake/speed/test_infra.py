@@ -11,7 +11,7 @@ import pytest
 from anomalake.generators.infra import write_infra_files
 from anomalake.replay import infra_messages
 from anomalake.settings import SKAB_SENSORS, get_settings
-from spark.streams.infra import (
+from anomalake.speed.infra import (
     AssetState,
     load_config,
     parse_reading,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from anomalake.detection.rules import fired, parse_rules
 from anomalake.errors import AnomalakeError
-from spark.detectors.rules import fired, parse_rules
 
 RULES = """
 rules:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from spark.detectors.univariate import (
+from anomalake.detection.univariate import (
     EwmaBand,
     PageHinkley,
     RollingZScore,

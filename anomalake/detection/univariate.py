@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from spark.detectors.state import JsonState
+from anomalake.detection.state import JsonState
 
 
 def z_score_to_unit(z: float) -> float:
@@ -221,3 +222,81 @@ class HoldFilter(JsonState):
         if len(self.recent) > self.window:
             self.recent.popleft()
         return max(self.recent)
+
+
+@dataclass
+class ForecastErrorChange(JsonState):
+    """Change detection on a model's prediction errors: Page-Hinkley on ``|x - forecast|``.
+
+    The model is an EWMA one-step forecast (``alpha``); the absolute errors, divided by
+    their own long-run mean so the test is scale-free, feed a :class:`PageHinkley` test for
+    an increase. Warm-up: ``warmup`` readings. Memory: six numbers.
+    """
+
+    alpha: float = 0.1
+    delta: float = 0.05
+    threshold: float = 30.0
+    warmup: int = 100
+    forecast: float | None = None
+    error_scale: float = 0.0
+    n: int = 0
+    test: PageHinkley = field(default_factory=PageHinkley)
+
+    _nested: ClassVar[dict[str, type[JsonState]]] = {"test": PageHinkley}
+
+    def __post_init__(self) -> None:
+        if self.test.n == 0 and self.test.cumulative == 0.0:
+            self.test = PageHinkley(delta=self.delta, threshold=self.threshold, warmup=0)
+
+    def update(self, x: float) -> float:
+        """Score the error of the forecast of ``x``, then update the forecast."""
+        if self.forecast is None:
+            self.forecast = x
+            self.n = 1
+            return 0.0
+        error = abs(x - self.forecast)
+        self.forecast += self.alpha * (x - self.forecast)
+        self.n += 1
+        self.error_scale += (error - self.error_scale) / min(self.n, self.warmup)
+        if self.n <= self.warmup:
+            return 0.0
+        return self.test.update(error / self.error_scale if self.error_scale > 1e-12 else 0.0)
+
+
+@dataclass
+class WindowCount(JsonState):
+    """Readings per event-time window of ``window_seconds``, scored by :class:`CountSpike`.
+
+    A reading that opens a new window closes the previous one and the empty windows in
+    between (at most ``max_gap_windows`` of them, as dips to zero), and carries the score of
+    the windows it closed. Memory: the open window and a :class:`CountSpike`.
+    """
+
+    window_seconds: float = 60.0
+    alpha: float = 0.1
+    warmup: int = 10
+    max_gap_windows: int = 60
+    window: int | None = None
+    count: int = 0
+    spike: CountSpike = field(default_factory=CountSpike)
+
+    _nested: ClassVar[dict[str, type[JsonState]]] = {"spike": CountSpike}
+
+    def __post_init__(self) -> None:
+        if self.spike.n == 0:
+            self.spike = CountSpike(alpha=self.alpha, warmup=self.warmup)
+
+    def update(self, t: float) -> float:
+        """Count a reading at event time ``t`` (seconds)."""
+        index = math.floor(t / self.window_seconds)
+        if self.window is None:
+            self.window, self.count = index, 1
+            return 0.0
+        if index <= self.window:
+            self.count += 1
+            return 0.0
+        score = self.spike.update(self.count)
+        for _ in range(min(index - self.window - 1, self.max_gap_windows)):
+            score = max(score, self.spike.update(0))
+        self.window, self.count = index, 1
+        return score

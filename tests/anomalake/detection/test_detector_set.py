@@ -8,15 +8,11 @@ import random
 import numpy as np
 import pytest
 
+from anomalake.detection.detector_set import DetectorSet, DetectorSetConfig
+from anomalake.detection.multivariate import EwmaT2
+from anomalake.detection.univariate import ForecastErrorChange, WindowCount
 from anomalake.errors import AnomalakeError
 from anomalake.settings import get_settings
-from spark.detectors.detector_set import (
-    DetectorSet,
-    DetectorSetConfig,
-    ForecastErrorChange,
-    WindowCount,
-)
-from spark.detectors.multivariate import EwmaT2
 
 FIELDS = ("a", "b")
 YAML = """
@@ -49,16 +45,18 @@ def test_config_parses_and_rejects_bad_entries() -> None:
     assert cfg.detectors[0].fields == FIELDS and cfg.threshold == 0.99
     with pytest.raises(AnomalakeError, match="unknown fields"):
         DetectorSetConfig.from_yaml("detectors: [{name: x, kind: ewma, field: zz}]", FIELDS)
-    with pytest.raises(AnomalakeError, match="kind is one of"):
+    with pytest.raises(AnomalakeError, match="unknown detector kind 'magic'"):
         DetectorSetConfig.from_yaml("detectors: [{name: x, kind: magic, field: a}]", FIELDS)
     with pytest.raises(AnomalakeError, match="unknown severity"):
         DetectorSetConfig.from_yaml(
             "rules: [{name: r, severity: urgent, all: [{field: a, op: '>', value: 1}]}]", FIELDS
         )
-    with pytest.raises(AnomalakeError, match="bad params"):
+    with pytest.raises(AnomalakeError, match="bad detector configuration"):
         DetectorSetConfig.from_yaml(
             "detectors: [{name: x, kind: ewma, field: a, params: {beta: 1}}]", FIELDS
         )
+    with pytest.raises(AnomalakeError, match="reads one field, not 2"):
+        DetectorSetConfig.from_yaml("detectors: [{name: x, kind: ewma, fields: all}]", FIELDS)
 
 
 def test_shipped_infra_config_parses() -> None:

@@ -8,6 +8,7 @@ bit for bit like one that never stopped.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import fields
 from typing import Any, ClassVar, Self
@@ -35,6 +36,23 @@ class JsonState:
                 value = list(value) if isinstance(value, deque) else value.tolist()
             out[f.name] = value
         return out
+
+    def finite(self) -> bool:
+        """Whether every float and array of the state is finite (deques hold inputs: skipped).
+
+        Cheap enough to ask after every update: a few fields and small matrices.
+        """
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, float):
+                if not math.isfinite(value):
+                    return False
+            elif isinstance(value, np.ndarray):
+                if not np.isfinite(value).all():
+                    return False
+            elif isinstance(value, JsonState) and not value.finite():
+                return False
+        return True
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:

@@ -41,11 +41,14 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pandas.api.extensions import ExtensionDtype
+
+if TYPE_CHECKING:
+    from anomalake.settings import MarketsSettings
 
 DUPLICATE_REASON = "duplicate minute: an earlier bar of this symbol and minute was accepted"
 LATE_REASON = (
@@ -81,6 +84,17 @@ class MarketRuleParams:
     a2_window_minutes: int = 10
     a2_min_history: int = 10
     lateness_minutes: int = 5
+
+
+def rule_params(markets: MarketsSettings) -> MarketRuleParams:
+    """The rule parameters named in settings."""
+    return MarketRuleParams(
+        a1_threshold=markets.a1_threshold,
+        a2_factor=markets.a2_factor,
+        a2_window_minutes=markets.a2_window_minutes,
+        a2_min_history=markets.a2_min_history,
+        lateness_minutes=markets.lateness_minutes,
+    )
 
 
 def _no_ints() -> np.ndarray:
