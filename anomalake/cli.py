@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from anomalake.errors import AnomalakeError
-from anomalake.settings import PROJECT_ROOT, get_settings
+from anomalake.settings import PROJECT_ROOT, Settings, get_settings
 
 app = typer.Typer(
     help="Anomalake: anomaly detection over event streams and their history.",
@@ -188,7 +188,7 @@ def stream_markets(
     topic: Annotated[str | None, typer.Option(help="defaults to the configured topic")] = None,
     seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
 ) -> None:
-    """The markets speed layer: rules A1/A2, quarantine, alerts (runs until SIGINT/SIGTERM)."""
+    """The markets speed layer: rules A1/A2, quarantine, alert lifecycle and delivery."""
     from anomalake.install import install as do_install
     from spark.session import get_spark
     from spark.streams.markets import start as start_stream
@@ -200,11 +200,10 @@ def stream_markets(
     m = settings.markets
     typer.echo(
         f"streaming {topic or settings.kafka.markets_topic} -> "
-        f"{settings.table_path(m.bronze_table)}, {m.quarantine_table}, {m.alerts_table}; "
-        f"checkpoint {settings.checkpoint_path(m.query_name)}"
+        f"{settings.table_path(m.bronze_table)}, {m.quarantine_table}, {m.fired_table}, "
+        f"{m.alerts_table}; checkpoint {settings.checkpoint_path(m.query_name)}"
     )
-
-    run_until_stopped(query, seconds)
+    run_delivering(settings, query, seconds)
 
 
 def run_until_stopped(query: Any, seconds: float) -> None:
@@ -239,6 +238,9 @@ def replay_hosts(
     ],
     activity: Annotated[str, typer.Option(help="process or memory")] = "process",
     speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
+    live: Annotated[
+        bool, typer.Option(help="mark events live: their alerts are sent to people")
+    ] = False,
 ) -> None:
     """Produce host activity rows to Kafka keyed by host (the file's name), in time order."""
     from anomalake.producer import produce
@@ -246,7 +248,9 @@ def replay_hosts(
 
     settings = get_settings()
     target = settings.hosts.topic(activity)
-    report = produce(settings.kafka, target, host_messages(path, activity, speed), None)
+    origin = "live" if live else "replay"
+    messages = host_messages(path, activity, speed, origin)
+    report = produce(settings.kafka, target, messages, None)
     echo_delivery(target, report)
 
 
@@ -268,9 +272,10 @@ def stream_hosts(
     typer.echo(
         f"streaming {h.topic(activity)} with {h.model_name(settings.name_prefix, activity)}"
         f"@champion -> {h.scored_table(activity)}, {h.counts_table(activity)}, "
-        f"{h.quarantine_table}; checkpoint {settings.checkpoint_path(h.query_name(activity))}"
+        f"{h.quarantine_table}, {h.alerts_table}; checkpoint "
+        f"{settings.checkpoint_path(h.query_name(activity))}"
     )
-    run_until_stopped(query, seconds)
+    run_delivering(settings, query, seconds)
 
 
 @generate_app.command("infra")
@@ -318,7 +323,6 @@ def stream_infra(
     seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
 ) -> None:
     """The infra speed layer: detectors per asset, quarantine, alert lifecycle and delivery."""
-    from anomalake.alerts.delivery import DeliveryWorker, Outbox, channels_from_settings
     from anomalake.install import install as do_install
     from spark.session import get_spark
     from spark.streams.infra import start as start_stream
@@ -332,6 +336,13 @@ def stream_infra(
         f"{i.quarantine_table}, {i.alerts_table}; checkpoint "
         f"{settings.checkpoint_path(i.query_name)}"
     )
+    run_delivering(settings, query, seconds)
+
+
+def run_delivering(settings: Settings, query: Any, seconds: float) -> None:
+    """:func:`run_until_stopped`, with the outbox drained to people meanwhile."""
+    from anomalake.alerts.delivery import DeliveryWorker, Outbox, channels_from_settings
+
     channels = channels_from_settings(settings)
     worker = DeliveryWorker(
         Outbox.from_settings(settings), channels, settings.alerts.deliver_every_seconds
@@ -930,18 +941,19 @@ alerts_app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 
-ALERT_USE_CASES = ("infra",)
+ALERT_USE_CASES = ("markets", "infra", "hosts")
 UseCase = Annotated[str, typer.Option(help=f"whose alerts: {', '.join(ALERT_USE_CASES)}")]
 By = Annotated[str | None, typer.Option(help="who; defaults to the login name")]
 
 
 def _alerts_table(use_case: str) -> str:
-    """The alerts table of ``use_case`` (only use cases with the lifecycle table)."""
-    if use_case not in ALERT_USE_CASES:
+    """The alert-lifecycle table of ``use_case``."""
+    tables = get_settings().lifecycle_alert_tables
+    if use_case not in tables:
         raise AnomalakeError(
             f"unknown use case {use_case!r}", f"use one of {', '.join(ALERT_USE_CASES)}"
         )
-    return get_settings().infra.alerts_table
+    return tables[use_case]
 
 
 def _who(by: str | None) -> str:

@@ -103,11 +103,14 @@ def count_rows(path: Path) -> int:
     return sum(1 for f in market_files(path) for _ in read_raw_rows(f))
 
 
-def host_messages(path: Path, activity: str, speed: float = 0.0) -> Iterator[tuple[str, bytes]]:
+def host_messages(
+    path: Path, activity: str, speed: float = 0.0, origin: str = "replay"
+) -> Iterator[tuple[str, bytes]]:
     """Kafka messages of the ToN-IoT ``activity`` CSVs at ``path``, one host per file.
 
     The host is the file's stem; values are the row's original text (the stream parses them
-    with the loader's own function), plus the schema version ``v``, ``host`` and ``activity``.
+    with the loader's own function), plus the schema version ``v``, ``host``, ``activity``
+    and ``origin`` (``replay``: the stream records its alerts but tells no one; ``live``).
     Rows are merged across files by ``ts`` (each file's own order kept) and paced by ``speed``.
     """
     import csv
@@ -136,7 +139,7 @@ def host_messages(path: Path, activity: str, speed: float = 0.0) -> Iterator[tup
     )
     for row in paced(timed, speed):
         row.pop("timestamp", None)
-        value = {"v": SCHEMA_VERSION, "activity": activity, **row}
+        value = {"v": SCHEMA_VERSION, "activity": activity, "origin": origin, **row}
         yield str(row["host"]), json.dumps(value, separators=(",", ":")).encode()
 
 

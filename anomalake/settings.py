@@ -27,6 +27,7 @@ PROFILE_ENV = "ANOMALAKE_PROFILE"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 Profile = Literal["local", "cluster"]
+Severity = Literal["low", "medium", "high", "critical"]
 
 
 class KafkaSettings(BaseModel):
@@ -170,6 +171,10 @@ class RecordLimits(BaseModel):
         )
 
 
+def _market_rule_severities() -> dict[str, Severity]:
+    return {"A1": "high", "A2": "low"}
+
+
 class MarketsSettings(BaseModel):
     """The markets use case: rule thresholds, lateness, tables and the stream's trigger."""
 
@@ -184,7 +189,14 @@ class MarketsSettings(BaseModel):
     max_payload_bytes: int = 4096
     limits: RecordLimits = Field(default_factory=RecordLimits)
     trigger_seconds: float = 0.5
-    max_offsets_per_trigger: int | None = None
+    max_offsets_per_trigger: int | None = Field(
+        default=200_000,
+        description="records per micro-batch at most: a backlog is read in bounded batches",
+    )
+    state_ttl_seconds: float = Field(
+        default=7 * 86_400.0,
+        description="a symbol silent this long (processing time) has its state dropped",
+    )
     state_partitions: int | None = Field(
         default=None,
         description="partitions of the per-symbol state (fixed when the checkpoint is made); "
@@ -193,7 +205,16 @@ class MarketsSettings(BaseModel):
     )
     bronze_table: str = "bronze_markets"
     quarantine_table: str = "quarantine_markets"
-    alerts_table: str = "alerts_markets"
+    fired_table: str = Field(
+        default="fired_markets", description="one row per bar on which A1 or A2 fired"
+    )
+    alerts_table: str = Field(
+        default="alerts_markets", description="the alert lifecycle: one alert per symbol and rule"
+    )
+    rule_severity: dict[str, Severity] = Field(
+        default_factory=_market_rule_severities,
+        description="the severity of an alert of each rule (A2 fires on about a third of bars)",
+    )
     query_name: str = "markets_speed_layer"
     silver_table: str = "silver_markets"
     gaps_table: str = "gaps_markets"
@@ -277,8 +298,14 @@ class HostsSettings(BaseModel):
     )
     trigger_seconds: float = 1.0
     limits: RecordLimits = Field(default_factory=RecordLimits)
-    max_offsets_per_trigger: int | None = None
+    max_offsets_per_trigger: int | None = Field(
+        default=50_000,
+        description="records per micro-batch at most: a backlog is read in bounded batches",
+    )
     quarantine_table: str = "quarantine_hosts"
+    alerts_table: str = Field(
+        default="alerts_hosts", description="the alert lifecycle of predicted attacks"
+    )
 
     def topic(self, activity: str) -> str:
         """Kafka topic of one activity's events (``hosts.process``, ``hosts.memory``)."""
@@ -336,7 +363,14 @@ class InfraSettings(BaseModel):
     max_payload_bytes: int = 4096
     limits: RecordLimits = Field(default_factory=RecordLimits)
     trigger_seconds: float = 1.0
-    max_offsets_per_trigger: int | None = None
+    max_offsets_per_trigger: int | None = Field(
+        default=50_000,
+        description="records per micro-batch at most: a backlog is read in bounded batches",
+    )
+    state_ttl_seconds: float = Field(
+        default=7 * 86_400.0,
+        description="an asset silent this long (processing time) has its state dropped",
+    )
     bronze_table: str = "bronze_infra"
     quarantine_table: str = "quarantine_infra"
     alerts_table: str = Field(
@@ -370,6 +404,15 @@ class AlertsSettings(BaseModel):
     email_to: tuple[str, ...] = ()
     retry_base_seconds: float = Field(default=1.0, description="first back-off of a failed send")
     retry_max_seconds: float = Field(default=300.0, description="longest back-off")
+    max_delivery_attempts: int = Field(
+        default=12,
+        description="a notification that failed this many times is dead-lettered: kept with "
+        "its last error, never retried (`Outbox.dead`)",
+    )
+    outbox_retention_seconds: float = Field(
+        default=7 * 86_400.0,
+        description="delivered and dead-lettered notifications older than this are pruned",
+    )
     deliver_every_seconds: float = Field(
         default=2.0, description="how often the stream's delivery thread drains the outbox"
     )
@@ -486,6 +529,15 @@ class Settings(BaseSettings):
         return {**wanted, **k.topics}
 
     @property
+    def lifecycle_alert_tables(self) -> dict[str, str]:
+        """The alert-lifecycle table of each use case that has one."""
+        return {
+            "markets": self.markets.alerts_table,
+            "infra": self.infra.alerts_table,
+            "hosts": self.hosts.alerts_table,
+        }
+
+    @property
     def alerts_outbox(self) -> Path:
         """The durable SQLite queue of notifications not yet accepted by their channel."""
         return self.run_dir / "alerts-outbox.sqlite"
@@ -533,6 +585,7 @@ class Settings(BaseSettings):
         update = {
             "bronze_table": f"{name}_bronze",
             "quarantine_table": f"{name}_quarantine",
+            "fired_table": f"{name}_fired",
             "alerts_table": f"{name}_alerts",
             "query_name": name,
             **markets,

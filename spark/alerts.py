@@ -408,6 +408,65 @@ def record_detections(
     return retry_conflicts(attempt, f"{table} batch {tag}", attempts=10)
 
 
+#: The outbox channel the alerts topic is fed from.
+TOPIC_CHANNEL = "alerts_topic"
+
+
+class Lifecycle:
+    """A stream's alert lifecycle: detections -> alerts table -> outbox -> topic and people.
+
+    The one path every speed layer's sink takes (markets, infra, hosts): a micro-batch's
+    detections (``DETECTIONS``) are folded into ``table`` once per (checkpoint, batch).
+    Just before that commit, every changed alert is queued in the durable outbox for the
+    alerts topic (once per alert and batch) and, if people are to be told, for their
+    channels; right after it, the topic's queue is drained. A crash between the commit
+    and the publication therefore loses nothing (the next batch drains what is queued)
+    and a replayed batch queues nothing twice; the topic stays at least once only for a
+    crash between Kafka's acknowledgement and the outbox marking it sent.
+    """
+
+    def __init__(
+        self, settings: Settings, table: str, use_case: str, publisher: Publisher | None = None
+    ) -> None:
+        from anomalake.alerts.delivery import Outbox, channels_from_settings
+
+        self.settings, self.table, self.use_case = settings, table, use_case
+        self.publisher = publisher  # a stream's long-lived producer, else one per batch
+        self.channels = channels_from_settings(settings)
+        self.outbox = Outbox.from_settings(settings)
+
+    def _queue(self, alerts: list[dict[str, Any]]) -> None:
+        from anomalake.alerts.delivery import queue_notifications
+
+        self.outbox.put_many(TOPIC_CHANNEL, [(f"change:{a['last_batch']}", a) for a in alerts])
+        if self.channels:
+            queue_notifications(self.outbox, self.channels, alerts)
+
+    def _publish(self, alerts: list[dict[str, Any]]) -> None:
+        publish_alerts(self.settings, alerts, self.publisher)
+
+    def record(self, detections: DataFrame, batch_id: int, query: str) -> list[dict[str, Any]]:
+        """Apply one micro-batch's detections; returns the alerts it changed."""
+        from spark.tables import stream_query_id
+
+        # the alerts table remembers applied batches by (query id, batch id): the id is
+        # kept in the checkpoint, so a new checkpoint (batch ids from 0) is a new query
+        query_id = stream_query_id(detections.sparkSession)
+        changed = record_detections(
+            detections.sparkSession,
+            self.settings,
+            table=self.table,
+            use_case=self.use_case,
+            detections=detections,
+            batch_id=batch_id,
+            query=f"{query}:{query_id}" if query_id else query,
+            before_commit=self._queue,
+        )
+        # a replayed batch queues nothing (it is already applied): a sent row can go
+        self.outbox.drain_batch(TOPIC_CHANNEL, self._publish, forget_sent=True)
+        return changed
+
+
 # --- people's side ---------------------------------------------------------------------
 def _read(spark: SparkSession, settings: Settings, table: str) -> DataFrame | None:
     from delta.tables import DeltaTable
@@ -523,16 +582,19 @@ def resolve(
 
 
 # --- the alerts topic ------------------------------------------------------------------
-def publish_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
-    """Send changed alerts to the alerts topic keyed by ``alert_id`` (JSON with ``"v": 1``).
+def publish_alerts(
+    settings: Settings, alerts: list[dict[str, Any]], publisher: Publisher | None = None
+) -> None:
+    """Send changed alerts to the alerts topic keyed by ``alert_id``.
 
-    Waits for every delivery; raises :class:`AnomalakeError` if any failed. At least once:
-    consumers deduplicate on the key and ``updated_at``.
+    The payload is :func:`anomalake.alerts.payload.payload` (``"v": 2``; its JSON Schema is
+    ``docs/alert-payload.schema.json``). Waits for every delivery; raises
+    :class:`AnomalakeError` if any failed. At least once: consumers deduplicate on the key
+    and ``updated_at``.
     """
-    from anomalake.alerts.delivery import jsonable
-    from anomalake.producer import encode
+    from anomalake.alerts.payload import encode
 
-    publish(settings, [(str(a["alert_id"]), encode(jsonable(a))) for a in alerts])
+    publish(settings, [(str(a["alert_id"]), encode(a)) for a in alerts], publisher)
 
 
 def publish(

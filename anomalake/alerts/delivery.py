@@ -5,7 +5,10 @@ queuing the same one again — a micro-batch replayed after a crash — adds not
 ``drain`` sends what is due through its channel and marks it sent only after the channel
 accepted it. A failing channel gets exponential back-off (``base_delay * 2**attempts``,
 capped) and never blocks the others or detection, which only appends to the outbox; a
-:class:`DeliveryWorker` thread drains it in the background.
+:class:`DeliveryWorker` thread drains it in the background. After ``max_attempts``
+failures a notification is dead-lettered (kept with its last error, never retried, listed
+by :meth:`Outbox.dead`), and :meth:`Outbox.prune` deletes delivered and dead rows older
+than the retention, so the outbox stays bounded.
 
 The speed layer wires it as::
 
@@ -94,7 +97,14 @@ class Outbox:
     so a notification queued again later is still recognised and not sent twice.
     """
 
-    def __init__(self, path: Path, base_delay: float = 1.0, max_delay: float = 300.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        max_attempts: int = 12,
+        retention: float = 7 * 86_400.0,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
         self.lock = threading.Lock()
@@ -104,15 +114,25 @@ class Outbox:
             "due REAL, last_error TEXT, queued_at REAL, sent_at REAL, "
             "UNIQUE (alert_id, event, channel))"
         )
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(outbox)")}
+        if "dead_at" not in columns:  # an outbox made before dead-lettering
+            self.db.execute("ALTER TABLE outbox ADD COLUMN dead_at REAL")
         self.db.execute("CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sent_at, due)")
         self.db.commit()
         self.base_delay, self.max_delay = base_delay, max_delay
+        self.max_attempts, self.retention = max_attempts, retention
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Outbox:
         """The outbox at ``settings.alerts_outbox`` with the configured back-off."""
         a = settings.alerts
-        return cls(settings.alerts_outbox, a.retry_base_seconds, a.retry_max_seconds)
+        return cls(
+            settings.alerts_outbox,
+            a.retry_base_seconds,
+            a.retry_max_seconds,
+            a.max_delivery_attempts,
+            a.outbox_retention_seconds,
+        )
 
     def put(
         self,
@@ -143,9 +163,79 @@ class Outbox:
             self.db.commit()
         return cursor.rowcount == 1
 
+    def put_many(
+        self,
+        channel: str,
+        alerts: Iterable[tuple[str, Mapping[str, Any]]],
+        now: float | None = None,
+    ) -> int:
+        """Queue ``(event, alert)`` pairs for one channel in one transaction; how many new."""
+        now = time.time() if now is None else now
+        rows = [
+            (channel, str(a["alert_id"]), event, json.dumps(jsonable(a), default=str), now, now)
+            for event, a in alerts
+        ]
+        with self.lock:
+            before = self.db.total_changes
+            self.db.executemany(
+                "INSERT OR IGNORE INTO outbox (channel, alert_id, event, alert, due, queued_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self.db.commit()
+            return self.db.total_changes - before
+
+    def drain_batch(
+        self,
+        channel: str,
+        send: Callable[[list[dict[str, Any]]], None],
+        now: float | None = None,
+        *,
+        forget_sent: bool = False,
+    ) -> int:
+        """Send every due notification of ``channel`` in one call of ``send``; how many.
+
+        For a channel that takes many at once (the alerts topic): all are marked sent when
+        ``send`` returns (deleted with ``forget_sent``: nothing queues them again), or all
+        back off when it raises (which is re-raised).
+        """
+        now = time.time() if now is None else now
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT id, alert, attempts FROM outbox WHERE channel = ? AND sent_at IS NULL "
+                "AND dead_at IS NULL AND due <= ? ORDER BY id",
+                (channel, now),
+            ).fetchall()
+        if not rows:
+            return 0
+        ids = [(row_id,) for row_id, _, _ in rows]
+        try:
+            send([json.loads(alert) for _, alert, _ in rows])
+        except Exception as exc:
+            attempts = max(a for _, _, a in rows)
+            delay = min(self.base_delay * 2**attempts, self.max_delay)
+            with self.lock:
+                self.db.executemany(
+                    "UPDATE outbox SET attempts = attempts + 1, due = ?, last_error = ? "
+                    "WHERE id = ?",
+                    [(now + delay, str(exc)[:500], i) for (i,) in ids],
+                )
+                self.db.commit()
+            raise
+        with self.lock:
+            if forget_sent:
+                self.db.executemany("DELETE FROM outbox WHERE id = ?", ids)
+            else:
+                self.db.executemany(
+                    "UPDATE outbox SET sent_at = ?, last_error = NULL WHERE id = ?",
+                    [(now, i) for (i,) in ids],
+                )
+            self.db.commit()
+        return len(rows)
+
     def pending(self, channel: str | None = None) -> int:
-        """Notifications not yet accepted by their channel (by one channel if given)."""
-        sql, args = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", ()
+        """Notifications still to be sent (by one channel if given): not sent, not dead."""
+        sql, args = "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL", ()
         if channel is not None:
             sql, args = sql + " AND channel = ?", (channel,)  # type: ignore[assignment]
         with self.lock:
@@ -160,22 +250,25 @@ class Outbox:
         return [(str(a), str(e), str(c)) for a, e, c in rows]
 
     def drain(self, channels: Mapping[str, Channel], now: float | None = None) -> dict[str, int]:
-        """Send every due notification once; returns counts of sent and failed.
+        """Send every due notification of ``channels`` once; counts of sent, failed, dead.
 
-        Sending happens outside the lock, so queuing never waits for a slow channel.
+        Rows of other channels wait for whoever drains those (the alerts topic is drained
+        by the stream's sink). Sending happens outside the lock, so queuing never waits
+        for a slow channel.
         """
         now = time.time() if now is None else now
+        names = sorted(channels)
+        marks = ", ".join("?" * len(names))
         with self.lock:
             rows = self.db.execute(
                 "SELECT id, channel, alert_id, alert, attempts FROM outbox "
-                "WHERE sent_at IS NULL AND due <= ? ORDER BY id",
-                (now,),
+                f"WHERE sent_at IS NULL AND dead_at IS NULL AND due <= ? AND channel IN ({marks}) "
+                "ORDER BY id",
+                (now, *names),
             ).fetchall()
-        result = {"sent": 0, "failed": 0}
+        result = {"sent": 0, "failed": 0, "dead": 0}
         for row_id, channel, alert_id, alert, attempts in rows:
             try:
-                if channel not in channels:
-                    raise LookupError(f"no channel {channel!r} is configured")
                 channels[channel](json.loads(alert))
             except Exception as exc:  # noqa: BLE001 - any failure is retried later
                 delay = min(self.base_delay * 2**attempts, self.max_delay)
@@ -187,13 +280,23 @@ class Outbox:
                     delay,
                     exc,
                 )
+                dead = attempts + 1 >= self.max_attempts
                 with self.lock:
                     self.db.execute(
-                        "UPDATE outbox SET attempts = ?, due = ?, last_error = ? WHERE id = ?",
-                        (attempts + 1, now + delay, str(exc)[:500], row_id),
+                        "UPDATE outbox SET attempts = ?, due = ?, last_error = ?, dead_at = ? "
+                        "WHERE id = ?",
+                        (attempts + 1, now + delay, str(exc)[:500], now if dead else None, row_id),
                     )
                     self.db.commit()
-                result["failed"] += 1
+                if dead:
+                    log.error(
+                        "alert %s via %s dead-lettered after %d attempts: %s",
+                        alert_id,
+                        channel,
+                        attempts + 1,
+                        exc,
+                    )
+                result["dead" if dead else "failed"] += 1
             else:
                 with self.lock:
                     self.db.execute(
@@ -203,6 +306,32 @@ class Outbox:
                     self.db.commit()
                 result["sent"] += 1
         return result
+
+    def dead(self) -> list[tuple[str, str, str, str]]:
+        """(alert_id, event, channel, last error) of every dead-lettered notification."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT alert_id, event, channel, last_error FROM outbox "
+                "WHERE dead_at IS NOT NULL ORDER BY id"
+            ).fetchall()
+        return [(str(a), str(e), str(c), str(x)) for a, e, c, x in rows]
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete delivered and dead-lettered rows older than the retention; how many.
+
+        A notification queued again after its row was pruned would be sent again: the
+        retention must outlast any replay of the stream (days, where a replay is minutes).
+        """
+        now = time.time() if now is None else now
+        cutoff = now - self.retention
+        with self.lock:
+            cursor = self.db.execute(
+                "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < ?) "
+                "OR (dead_at IS NOT NULL AND dead_at < ?)",
+                (cutoff, cutoff),
+            )
+            self.db.commit()
+        return cursor.rowcount
 
     def close(self) -> None:
         """Close the database connection."""
@@ -249,8 +378,10 @@ class DeliveryWorker(threading.Thread):
         while not self._stopping.is_set():
             try:
                 result = self.outbox.drain(self.channels)
-                if result["sent"] or result["failed"]:
+                if any(result.values()):
                     log.info("alert delivery: %s", result)
+                if self.drains % 1000 == 0:
+                    self.outbox.prune()
             except Exception:  # noqa: BLE001 - the worker must outlive any failure
                 log.exception("alert delivery failed; retrying in %.1f s", self.every_seconds)
             self.drains += 1

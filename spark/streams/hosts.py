@@ -40,6 +40,7 @@ from pyspark.sql.types import (
 from anomalake.loaders.toniot import LAYOUTS, type_rows
 from anomalake.settings import RecordLimits, Settings
 from anomalake.speed.guard import failure_reason, guarded
+from anomalake.speed.infra import ORIGINS
 from spark.tables import create_if_missing
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def scored_schema(activity: str) -> StructType:
             StructField("PID", LongType()),
             *metrics,
             StructField("label", IntegerType()),
+            StructField("origin", StringType()),
             StructField("score", DoubleType()),
             StructField("prediction", BooleanType()),
             StructField("model_name", StringType()),
@@ -151,12 +153,16 @@ def _type_and_score(
         else (None if re.match(pattern, h) else f"host {h[:40]!r} is not an entity id")
         for h in raw["host"]
     ]
+    origins = [(v or {}).get("origin", "live") for v in values]
+    origin_problem = [None if o in ORIGINS else f"unknown origin: {str(o)[:20]!r}" for o in origins]
     reasons = pd.Series(
         [
             "malformed JSON: not an object"
             if value is None
-            else "; ".join(r for r in (host, reason) if r) or None
-            for value, host, reason in zip(values, host_problem, reasons, strict=True)
+            else "; ".join(r for r in (host, origin, reason) if r) or None
+            for value, host, origin, reason in zip(
+                values, host_problem, origin_problem, reasons, strict=True
+            )
         ],
         index=batch.index,
         dtype=object,
@@ -166,6 +172,7 @@ def _type_and_score(
         activity=activity,
         ts=typed["ts"].dt.tz_localize(None),
         label=typed["label"].astype("Int32"),
+        origin=[o if p is None else None for o, p in zip(origins, origin_problem, strict=True)],
         reason=reasons,
         raw_value=batch["value"].where(reasons.notna()),
         topic=batch["topic"],
@@ -241,15 +248,34 @@ def window_counts(scored: DataFrame, minutes: int) -> DataFrame:
     )
 
 
+def detections(scored: DataFrame, activity: str) -> DataFrame:
+    """Alert-lifecycle detections: one per event the champion predicts an attack on.
+
+    Rule ``<activity>_attack`` per host, scored by the model's score (its probability of
+    an attack), with the model version and the record's coordinates as details.
+    """
+    details = F.to_json(F.struct("activity", "PID", "score", "model_name", "model_version", *KAFKA))
+    return scored.where(F.col("reason").isNull() & F.col("prediction")).select(
+        F.col("host").alias("entity"),
+        F.lit(f"{activity}_attack").alias("rule"),
+        F.col("score").cast("double").alias("score"),
+        F.col("ts").alias("event_time"),
+        "origin",
+        details.alias("details"),
+    )
+
+
 def write_outputs(settings: Settings, activity: str) -> Any:
-    """The ``foreachBatch`` sink: scored rows, quarantine, per-host window counts."""
+    """The ``foreachBatch`` sink: scored rows, quarantine, window counts, alert lifecycle."""
     from delta.tables import DeltaTable
 
+    from spark.alerts import Lifecycle
     from spark.tables import BatchAppender, stream_app_id
 
     h = settings.hosts
     query = h.query_name(activity)
     appender = BatchAppender()
+    lifecycle = Lifecycle(settings, h.alerts_table, "hosts")
 
     def sink(batch: DataFrame, batch_id: int) -> None:
         spark = batch.sparkSession
@@ -281,6 +307,7 @@ def write_outputs(settings: Settings, activity: str) -> Any:
                 .whenNotMatchedInsertAll()
                 .execute()
             )
+            lifecycle.record(detections(scored, activity), batch_id, query)
         finally:
             scored.unpersist()
 

@@ -55,7 +55,7 @@ from anomalake.speed.infra import (
 )
 from spark.ingest import bronze_rows
 from spark.schemas import KAFKA_RECORD_FIELDS
-from spark.tables import BatchAppender, create_if_missing, stream_app_id, stream_query_id
+from spark.tables import BatchAppender, create_if_missing, stream_app_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -88,12 +88,20 @@ def make_state_function(
     sensors: tuple[str, ...],
     max_payload_bytes: int,
     limits: RecordLimits | None = None,
+    ttl_ms: int | None = None,
 ) -> Any:
-    """The per-asset function ``applyInPandasWithState`` calls."""
+    """The per-asset function ``applyInPandasWithState`` calls.
+
+    An asset silent for ``ttl_ms`` (processing time) has its state dropped: the state
+    store holds only assets heard from lately. Its detectors learn afresh if it returns.
+    """
 
     def step(
         key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState
     ) -> Iterator[pd.DataFrame]:
+        if state.hasTimedOut:
+            state.remove()
+            return
         records = pd.concat(list(batches), ignore_index=True)
         keyed = key[0] is not None
         stored = state.get[0] if state.exists else None
@@ -102,6 +110,8 @@ def make_state_function(
         )
         if current is not None:
             state.update((current.to_json(),))
+            if ttl_ms is not None:
+                state.setTimeoutDuration(ttl_ms)
         yield out
 
     return step
@@ -124,11 +134,13 @@ def score_stream(records: DataFrame, settings: Settings, config: DetectorSetConf
     """Every record once: scored by its asset's detectors in the state store, or with a reason."""
     i = settings.infra
     return records.groupBy("key").applyInPandasWithState(
-        make_state_function(config, i.sensors, i.max_payload_bytes, i.limits),
+        make_state_function(
+            config, i.sensors, i.max_payload_bytes, i.limits, int(i.state_ttl_seconds * 1000)
+        ),
         outputStructType=SCORED,
         stateStructType=STATE,
         outputMode="append",
-        timeoutConf=GroupStateTimeout.NoTimeout,
+        timeoutConf=GroupStateTimeout.ProcessingTimeTimeout,
     )
 
 
@@ -192,32 +204,19 @@ def detections(
 def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
     """The ``foreachBatch`` sink: bronze and quarantine appends, then the alert lifecycle.
 
-    Notifications for people are queued in the durable outbox just before the alerts
-    table commits (so a crash cannot lose them; the outbox ignores a re-queue), and the
-    changed alerts are then published to the alerts topic (at least once, keyed by id).
+    Detections go through :class:`spark.alerts.Lifecycle`: the alerts table, the outbox
+    for people and the alerts topic.
     """
-    from anomalake.alerts.delivery import Outbox, channels_from_settings, queue_notifications
-    from spark.alerts import publish_alerts, record_detections
+    from spark.alerts import Lifecycle
 
     i = settings.infra
-    channels = channels_from_settings(settings)
-    outbox = Outbox.from_settings(settings) if channels else None
-
-    def for_people(alerts: list[dict[str, Any]]) -> None:
-        if outbox is not None:
-            queue_notifications(outbox, channels, alerts)
-
+    lifecycle = Lifecycle(settings, i.alerts_table, "infra")
     appender = BatchAppender()
 
     def sink(batch: DataFrame, batch_id: int) -> None:
         batch.persist()
         try:
-            query = i.query_name
-            app = stream_app_id(batch.sparkSession, query)
-            # the alerts table remembers applied batches by (query id, batch id): the id is
-            # kept in the checkpoint, so a new checkpoint (batch ids from 0) is a new query
-            query_id = stream_query_id(batch.sparkSession)
-            applied_as = f"{query}:{query_id}" if query_id else query
+            app = stream_app_id(batch.sparkSession, i.query_name)
             appender.append(
                 bronze_rows(batch),
                 settings.table_path(i.bronze_table),
@@ -232,18 +231,8 @@ def write_outputs(settings: Settings, config: DetectorSetConfig) -> Any:
                 batch_id,
                 None,
             )
-            changed = record_detections(
-                batch.sparkSession,
-                settings,
-                table=i.alerts_table,
-                use_case="infra",
-                detections=detections(batch, config, settings.alerts.severity_cuts),
-                batch_id=batch_id,
-                query=applied_as,
-                before_commit=for_people,
-            )
-            if changed:
-                publish_alerts(settings, changed)
+            found = detections(batch, config, settings.alerts.severity_cuts)
+            changed = lifecycle.record(found, batch_id, i.query_name)
             log.info("batch %d: %d alerts changed", batch_id, len(changed))
         finally:
             batch.unpersist()

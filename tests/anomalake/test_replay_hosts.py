@@ -18,6 +18,7 @@ def test_host_messages_key_by_host_and_keep_the_row_text(tmp_path: Path) -> None
     assert {k for k, _ in messages} == {"web-1", "db-1"}
     values = [json.loads(v) for _, v in messages]
     assert all(v["v"] == 1 and v["activity"] == "process" for v in values)
+    assert all(v["origin"] == "replay" for v in values)  # alerts recorded, no one told
     assert all(v["host"] == k for (k, _), v in zip(messages, values, strict=True))
     ts = [float(v["ts"]) for v in values]
     assert ts == sorted(ts)  # merged by time across hosts

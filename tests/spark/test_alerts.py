@@ -248,5 +248,5 @@ def test_publish_alerts_to_the_alerts_topic(kafka: Settings) -> None:
                 got[(message.key() or b"").decode()] = json.loads(message.value() or b"null")
     consumer.close()
     first = got[alerts[0]["alert_id"]]
-    assert first["v"] == 1 and first["opened_at"] == "2026-01-05T10:00:00+00:00"
+    assert first["v"] == 2 and first["opened_at"] == "2026-01-05T10:00:00+00:00"
     assert all(a["alert_id"] in got for a in alerts)

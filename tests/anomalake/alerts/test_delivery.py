@@ -94,13 +94,13 @@ def test_webhook_outage_is_retried_with_back_off_and_nothing_is_lost(
     Receiver.fail_next = 3  # the receiver is down for three attempts
     outbox.put("hook", ALERT, now=0)
     outbox.put("hook", {**ALERT, "alert_id": "a2"}, now=0)
-    assert outbox.drain(channels, now=0) == {"sent": 0, "failed": 2}
-    assert outbox.drain(channels, now=5) == {"sent": 0, "failed": 0}  # backing off
-    assert outbox.drain(channels, now=10) == {"sent": 1, "failed": 1}
+    assert outbox.drain(channels, now=0) == {"sent": 0, "failed": 2, "dead": 0}
+    assert outbox.drain(channels, now=5) == {"sent": 0, "failed": 0, "dead": 0}  # backing off
+    assert outbox.drain(channels, now=10) == {"sent": 1, "failed": 1, "dead": 0}
     # A restart of the process: the outbox is durable.
     outbox = Outbox(tmp_path / "outbox.db", base_delay=10, max_delay=40)
     assert outbox.pending() == 1
-    assert outbox.drain(channels, now=30) == {"sent": 1, "failed": 0}
+    assert outbox.drain(channels, now=30) == {"sent": 1, "failed": 0, "dead": 0}
     assert sorted(a["alert_id"] for a in Receiver.received) == ["a1", "a2"]
     assert outbox.pending() == 0
 
@@ -110,7 +110,7 @@ def test_a_dead_channel_does_not_block_the_others(receiver: str, tmp_path: Path)
     channels = {"hook": webhook(receiver), "dead": webhook("http://127.0.0.1:9/nothing", 1)}
     outbox.put("dead", ALERT, now=0)
     outbox.put("hook", ALERT, now=0)
-    assert outbox.drain(channels, now=0) == {"sent": 1, "failed": 1}
+    assert outbox.drain(channels, now=0) == {"sent": 1, "failed": 1, "dead": 0}
     assert outbox.pending() == 1 and len(Receiver.received) == 1
 
 
@@ -121,7 +121,7 @@ def test_email_reaches_a_local_smtp_server(smtp: tuple[int, Mailbox], tmp_path: 
     result = outbox.drain(
         {"mail": email("127.0.0.1", port, "anomalake@localhost", ["oncall@localhost"])}, now=0
     )
-    assert result == {"sent": 1, "failed": 0}
+    assert result == {"sent": 1, "failed": 0, "dead": 0}
     assert mailbox.messages[0][0] == ["oncall@localhost"]
     assert mailbox.subjects() == ["[high] overheating on pump-1"]
 
@@ -137,6 +137,63 @@ def test_the_same_notification_is_queued_once(tmp_path: Path) -> None:
     # Sent notifications are remembered: queuing one again (a replayed batch) sends nothing.
     assert not outbox.put("hook", {**ALERT, "event": "opened"}, now=3)
     assert outbox.pending() == 0 and len(outbox.sent()) == 3
+
+
+def test_a_notification_that_keeps_failing_is_dead_lettered_not_retried(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", base_delay=1, max_delay=1, max_attempts=3)
+
+    def down(alert: Any) -> None:
+        raise ConnectionError("refused")
+
+    outbox.put("hook", ALERT, now=0)
+    assert outbox.drain({"hook": down}, now=0) == {"sent": 0, "failed": 1, "dead": 0}
+    assert outbox.drain({"hook": down}, now=1) == {"sent": 0, "failed": 1, "dead": 0}
+    assert outbox.drain({"hook": down}, now=2) == {"sent": 0, "failed": 0, "dead": 1}
+    assert outbox.pending() == 0
+    assert outbox.dead() == [("a1", "notify", "hook", "refused")]
+    # never retried, even once the channel is back
+    assert outbox.drain({"hook": lambda a: None}, now=100) == {"sent": 0, "failed": 0, "dead": 0}
+
+
+def test_prune_drops_delivered_and_dead_rows_past_the_retention_only(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", max_attempts=1, retention=100)
+    outbox.put("hook", ALERT, now=0)
+    outbox.put("hook", {**ALERT, "alert_id": "a2"}, now=0)
+    outbox.put("hook", {**ALERT, "alert_id": "a3"}, now=0)
+    calls: list[str] = []
+
+    def flaky(alert: Any) -> None:
+        calls.append(alert["alert_id"])
+        if alert["alert_id"] == "a2":
+            raise ConnectionError("refused")
+
+    outbox.drain({"hook": flaky}, now=10)  # a1, a3 sent; a2 dead at once (max_attempts=1)
+    outbox.put("hook", {**ALERT, "alert_id": "a4"}, now=50)  # pending: never pruned
+    assert outbox.prune(now=109) == 0
+    assert outbox.prune(now=111) == 3
+    assert outbox.pending() == 1 and outbox.sent() == [] and outbox.dead() == []
+
+
+def test_an_outbox_made_before_dead_lettering_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "outbox.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, "
+        "alert_id TEXT NOT NULL, event TEXT NOT NULL, alert TEXT, attempts INTEGER DEFAULT 0, "
+        "due REAL, last_error TEXT, queued_at REAL, sent_at REAL, "
+        "UNIQUE (alert_id, event, channel))"
+    )
+    db.execute(
+        "INSERT INTO outbox (channel, alert_id, event, alert, due) "
+        "VALUES ('hook', 'a1', 'opened', '{}', 0)"
+    )
+    db.commit()
+    db.close()
+    outbox = Outbox(path)
+    assert outbox.pending() == 1
+    assert outbox.drain({"hook": lambda a: None}, now=1)["sent"] == 1
 
 
 def _alert(alert_id: str, entity: str, notify: bool, event: str | None) -> dict[str, Any]:
@@ -187,22 +244,26 @@ def test_outage_end_to_end_each_alert_reaches_each_channel_exactly_once(
     assert queue_notifications(outbox, channels, batch, now=0) == 4
     assert queue_notifications(outbox, channels, batch, now=0) == 0  # the batch replayed
 
-    assert outbox.drain(channels, now=0) == {"sent": 2, "failed": 2}  # e-mail is not blocked
+    assert outbox.drain(channels, now=0) == {
+        "sent": 2,
+        "failed": 2,
+        "dead": 0,
+    }  # e-mail is not blocked
     assert len(mailbox.messages) == 2 and Receiver.received == []
-    assert outbox.drain(channels, now=9.9) == {"sent": 0, "failed": 0}  # back-off: 10 s
-    assert outbox.drain(channels, now=10) == {"sent": 0, "failed": 2}  # still down
-    assert outbox.drain(channels, now=29.9) == {"sent": 0, "failed": 0}  # back-off: 20 s
+    assert outbox.drain(channels, now=9.9) == {"sent": 0, "failed": 0, "dead": 0}  # back-off: 10 s
+    assert outbox.drain(channels, now=10) == {"sent": 0, "failed": 2, "dead": 0}  # still down
+    assert outbox.drain(channels, now=29.9) == {"sent": 0, "failed": 0, "dead": 0}  # back-off: 20 s
     Receiver.fail_next = 0  # the webhook is back
     # A restart in between: the outbox is durable.
     outbox = Outbox.from_settings(s)
     assert outbox.pending("webhook") == 2 and outbox.pending("email") == 0
-    assert outbox.drain(channels, now=30) == {"sent": 2, "failed": 0}
-    assert outbox.drain(channels, now=1000) == {"sent": 0, "failed": 0}
+    assert outbox.drain(channels, now=30) == {"sent": 2, "failed": 0, "dead": 0}
+    assert outbox.drain(channels, now=1000) == {"sent": 0, "failed": 0, "dead": 0}
     assert queue_notifications(outbox, channels, batch, now=1000) == 0  # replayed again
 
     escalated = [{**batch[0], "severity": "critical", "event": "escalated:critical"}]
     assert queue_notifications(outbox, channels, escalated, now=1001) == 2
-    assert outbox.drain(channels, now=1001) == {"sent": 2, "failed": 0}
+    assert outbox.drain(channels, now=1001) == {"sent": 2, "failed": 0, "dead": 0}
 
     hooks = [(a["alert_id"], a["event"]) for a in Receiver.received]
     assert sorted(hooks) == [("a1", "escalated:critical"), ("a1", "opened"), ("a2", "opened")]
@@ -257,3 +318,26 @@ def test_worker_drains_in_the_background_survives_failures_and_stops(
     assert not worker.is_alive() and worker.drains >= 3
     assert [a["alert_id"] for a in Receiver.received] == ["a1"]
     assert outbox.pending("hook") == 0 and outbox.pending("boom") == 1 and calls["boom"] >= 3
+
+
+def test_a_batch_channel_is_drained_in_one_call_and_backs_off_as_one(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db", base_delay=10, max_delay=40)
+    alerts = [{**ALERT, "alert_id": f"a{i}"} for i in range(3)]
+    assert outbox.put_many("topic", [(f"change:q:{i}", a) for i, a in enumerate(alerts)], 0) == 3
+    assert outbox.put_many("topic", [("change:q:0", alerts[0])], 0) == 0  # queued once
+    outbox.put("hook", ALERT, now=0)  # another channel's row is not the topic's
+    batches: list[list[str]] = []
+
+    def down(batch: list[dict[str, Any]]) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        outbox.drain_batch("topic", down, now=0)
+    assert outbox.drain_batch("topic", lambda b: batches.append(b), now=5) == 0  # backing off
+    sent = outbox.drain_batch(
+        "topic", lambda b: batches.append([a["alert_id"] for a in b]), now=10, forget_sent=True
+    )
+    assert sent == 3 and batches == [["a0", "a1", "a2"]]
+    assert outbox.pending("topic") == 0 and outbox.pending("hook") == 1
+    # the hook's drain does not touch the topic's rows, nor the topic's the hook's
+    assert outbox.drain({"hook": lambda a: None}, now=10) == {"sent": 1, "failed": 0, "dead": 0}

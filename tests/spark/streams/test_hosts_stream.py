@@ -103,6 +103,26 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
 
         assert _wait(counted) == (150, scored.where("prediction").count())
 
+        # predicted attacks are detections of the one alert lifecycle: one alert per host
+        # and rule, recorded (origin replay: nobody is told) with every detection folded in
+        attacks = scored.where("prediction").count()
+        assert attacks > 0, "the generated events hold attacks the champion finds"
+
+        def alerted() -> list:  # type: ignore[type-arg]
+            """the attacks folded into alerts"""
+            from delta.tables import DeltaTable
+
+            if not DeltaTable.isDeltaTable(spark, s.table_path(h.alerts_table)):
+                return []
+            rows = read(h.alerts_table).collect()
+            return rows if sum(r["detections"] for r in rows) == attacks else []
+
+        alerts = _wait(alerted)
+        assert [(r["use_case"], r["entity"], r["rule"]) for r in alerts] == [
+            ("hosts", "web-1", "process_attack")
+        ]
+        assert alerts[0]["origin"] == "replay" and alerts[0]["status"] == "open"
+
         # A promotion (the alias moves to a new version): the running query switches.
         second = retrain_toniot(s, tmp_path / "train", "process", seed=2, figures=False)
         client = MlflowClient(tracking_uri=s.mlflow.uri, registry_uri=s.mlflow.uri)

@@ -16,6 +16,7 @@ from anomalake.generators.markets import FaultRates, write_market_files
 from anomalake.loaders.markets import market_files
 from anomalake.replay import interleave
 from spark.streams.markets import (
+    IDLE,
     SCORED,
     SCORED_DTYPES,
     make_state_function,
@@ -86,11 +87,15 @@ class FakeGroupState:
 
     def setTimeoutDuration(self, ms: int) -> None:  # noqa: N802 - Spark's name
         assert ms > 0
+        self.timeout_ms = ms
+
+    def remove(self) -> None:
+        self.value = None
 
 
 def stream(records: pd.DataFrame, sizes: Iterator[int], params: MarketRuleParams) -> pd.DataFrame:
     """Micro-batches of ``sizes`` records through the state function, then a timeout each."""
-    step = make_state_function(params, flush_after_ms=2000)
+    step = make_state_function(params, flush_after_ms=2000, ttl_ms=60_000)
     states: dict[str, FakeGroupState] = {}
     out: list[pd.DataFrame] = []
     start = 0
@@ -105,7 +110,8 @@ def stream(records: pd.DataFrame, sizes: Iterator[int], params: MarketRuleParams
     for symbol, state in states.items():
         state.hasTimedOut = True
         out += step((symbol,), iter([]), state)
-        assert SymbolState.from_json(state.get[0]).pending_count == 0
+        assert state.get[0].startswith(IDLE) and state.timeout_ms == 60_000
+        assert SymbolState.from_json(state.get[0][len(IDLE) :]).pending_count == 0
     for frame in out:
         assert list(frame.columns) == SCORED.fieldNames()
         assert list(frame.dtypes) == list(SCORED_DTYPES.values())
@@ -274,3 +280,45 @@ def test_a_batch_the_step_raises_on_is_taken_record_by_record() -> None:
     )
     assert state == [7, 1, 2]
     assert out["reason"].tolist() == [None, "negative", None]
+
+
+def test_a_symbol_silent_for_the_ttl_has_its_state_dropped_and_one_heard_from_keeps_it() -> None:
+    step = make_state_function(MarketRuleParams(), flush_after_ms=2000, ttl_ms=60_000)
+    first = pd.Timestamp("2026-02-02 04:00").value // 60_000_000_000
+    bar = pd.DataFrame(
+        {
+            "symbol": "AAA",
+            "event_time": [pd.Timestamp("2026-02-02 04:00")],
+            "minute": [first],
+            "open": 1.0,
+            "high": 1.0,
+            "low": 1.0,
+            "close": 1.0,
+            "volume": 5.0,
+            "schema_version": np.int32(1),
+            "reason": None,
+            "raw_value": None,
+            "key": "AAA",
+            "topic": "bars",
+            "partition": np.int32(0),
+            "offset": np.arange(1, dtype=np.int64),
+            "kafka_timestamp": pd.Timestamp("2026-02-02 04:05"),
+        }
+    )
+    state = FakeGroupState()
+    list(step(("AAA",), iter([bar]), state))
+    assert state.timeout_ms == 2000 and not state.get[0].startswith(IDLE)
+    state.hasTimedOut = True  # idle 2 s: the pending bar is flushed, the state kept
+    flushed = list(step(("AAA",), iter([]), state))
+    assert len(flushed) == 1 and state.exists and state.timeout_ms == 60_000
+    # a bar within the ttl: the state is live again, with its history
+    state.hasTimedOut = False
+    later = bar.assign(minute=[first + 1], offset=np.arange(1, 2, dtype=np.int64))
+    later["event_time"] = [pd.Timestamp("2026-02-02 04:01")]
+    list(step(("AAA",), iter([later]), state))
+    assert not state.get[0].startswith(IDLE)
+    assert SymbolState.from_json(state.get[0]).frontier == first
+    state.hasTimedOut = True
+    list(step(("AAA",), iter([]), state))  # flushed, idle
+    list(step(("AAA",), iter([]), state))  # silent for the whole ttl: dropped
+    assert not state.exists
