@@ -188,7 +188,7 @@ def stream_markets(
     topic: Annotated[str | None, typer.Option(help="defaults to the configured topic")] = None,
     seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
 ) -> None:
-    """The markets speed layer: rules A1/A2, quarantine, alert lifecycle and delivery."""
+    """The markets speed layer: rules A1/A2, quarantine, alerts (runs until SIGINT/SIGTERM)."""
     from anomalake.install import install as do_install
     from spark.session import get_spark
     from spark.streams.markets import start as start_stream
@@ -200,10 +200,10 @@ def stream_markets(
     m = settings.markets
     typer.echo(
         f"streaming {topic or settings.kafka.markets_topic} -> "
-        f"{settings.table_path(m.bronze_table)}, {m.quarantine_table}, {m.fired_table}, "
-        f"{m.alerts_table}; checkpoint {settings.checkpoint_path(m.query_name)}"
+        f"{settings.table_path(m.bronze_table)}, {m.quarantine_table}, {m.alerts_table}; "
+        f"checkpoint {settings.checkpoint_path(m.query_name)}"
     )
-    run_delivering(settings, query, seconds)
+    run_until_stopped(query, seconds)
 
 
 def run_until_stopped(query: Any, seconds: float) -> None:
@@ -941,13 +941,13 @@ alerts_app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 
-ALERT_USE_CASES = ("markets", "infra", "hosts")
+ALERT_USE_CASES = ("infra", "hosts")
 UseCase = Annotated[str, typer.Option(help=f"whose alerts: {', '.join(ALERT_USE_CASES)}")]
 By = Annotated[str | None, typer.Option(help="who; defaults to the login name")]
 
 
 def _alerts_table(use_case: str) -> str:
-    """The alert-lifecycle table of ``use_case``."""
+    """The alert-lifecycle table of ``use_case`` (markets keeps one row per fired bar)."""
     tables = get_settings().lifecycle_alert_tables
     if use_case not in tables:
         raise AnomalakeError(

@@ -27,16 +27,12 @@ if TYPE_CHECKING:
 
 
 def table_counts(spark: SparkSession, settings: Settings) -> dict[str, int]:
-    """Rows in the bronze, quarantine, fired and alerts tables (0 for one not made yet)."""
-    from delta.tables import DeltaTable
-
+    """Rows in the bronze, quarantine and alerts tables."""
     m = settings.markets
-    counts = {}
-    for name in (m.bronze_table, m.quarantine_table, m.fired_table, m.alerts_table):
-        path = settings.table_path(name)
-        exists = DeltaTable.isDeltaTable(spark, path)
-        counts[name] = spark.read.format("delta").load(path).count() if exists else 0
-    return counts
+    return {
+        name: spark.read.format("delta").load(settings.table_path(name)).count()
+        for name in (m.bronze_table, m.quarantine_table, m.alerts_table)
+    }
 
 
 def run_demo(
@@ -90,16 +86,14 @@ def run_demo(
         f"quarantined records   {counts[m.quarantine_table]:>8}  "
         f"{settings.table_path(m.quarantine_table)}"
     )
-    echo(f"bars a rule fired on  {counts[m.fired_table]:>8}  {settings.table_path(m.fired_table)}")
     echo(
-        f"alerts for analysts   {counts[m.alerts_table]:>8}  {settings.table_path(m.alerts_table)}"
-        f" and topic '{settings.kafka.alerts_topic}' (one per symbol and rule while open: "
-        f"{counts[m.fired_table]} fired bars -> {counts[m.alerts_table]} alerts)"
+        f"alerts                {counts[m.alerts_table]:>8}  {settings.table_path(m.alerts_table)}"
+        f" and topic '{settings.kafka.alerts_topic}'"
     )
-    alerts = spark.read.format("delta").load(settings.table_path(m.fired_table))
+    alerts = spark.read.format("delta").load(settings.table_path(m.alerts_table))
     by_rule = alerts.select(F.explode("rules").alias("rule")).groupBy("rule").count()
     echo(
-        "fired bars by rule:   "
+        "anomalies by rule:    "
         + ", ".join(f"{r['rule']} {r['count']}" for r in by_rule.orderBy("rule").collect())
     )
     top = alerts.groupBy("symbol").count().orderBy(F.desc("count"), "symbol").limit(5).collect()

@@ -27,7 +27,6 @@ PROFILE_ENV = "ANOMALAKE_PROFILE"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 Profile = Literal["local", "cluster"]
-Severity = Literal["low", "medium", "high", "critical"]
 
 
 class KafkaSettings(BaseModel):
@@ -171,10 +170,6 @@ class RecordLimits(BaseModel):
         )
 
 
-def _market_rule_severities() -> dict[str, Severity]:
-    return {"A1": "high", "A2": "low"}
-
-
 class MarketsSettings(BaseModel):
     """The markets use case: rule thresholds, lateness, tables and the stream's trigger."""
 
@@ -205,15 +200,9 @@ class MarketsSettings(BaseModel):
     )
     bronze_table: str = "bronze_markets"
     quarantine_table: str = "quarantine_markets"
-    fired_table: str = Field(
-        default="fired_markets", description="one row per bar on which A1 or A2 fired"
-    )
     alerts_table: str = Field(
-        default="alerts_markets", description="the alert lifecycle: one alert per symbol and rule"
-    )
-    rule_severity: dict[str, Severity] = Field(
-        default_factory=_market_rule_severities,
-        description="the severity of an alert of each rule (A2 fires on about a third of bars)",
+        default="alerts_markets",
+        description="one row per bar on which A1 or A2 fired (not yet the alert lifecycle)",
     )
     query_name: str = "markets_speed_layer"
     silver_table: str = "silver_markets"
@@ -530,12 +519,8 @@ class Settings(BaseSettings):
 
     @property
     def lifecycle_alert_tables(self) -> dict[str, str]:
-        """The alert-lifecycle table of each use case that has one."""
-        return {
-            "markets": self.markets.alerts_table,
-            "infra": self.infra.alerts_table,
-            "hosts": self.hosts.alerts_table,
-        }
+        """The alert-lifecycle table of each use case that has one (not markets yet)."""
+        return {"infra": self.infra.alerts_table, "hosts": self.hosts.alerts_table}
 
     @property
     def alerts_outbox(self) -> Path:
@@ -585,7 +570,6 @@ class Settings(BaseSettings):
         update = {
             "bronze_table": f"{name}_bronze",
             "quarantine_table": f"{name}_quarantine",
-            "fired_table": f"{name}_fired",
             "alerts_table": f"{name}_alerts",
             "query_name": name,
             **markets,

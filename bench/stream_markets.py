@@ -202,7 +202,7 @@ def latency(
     sent_at = time.perf_counter()
     report = produce(s.kafka, topic, paced(messages[n_warm : n_warm + n], rate))
     achieved = report.delivered / (time.perf_counter() - sent_at)
-    path = s.table_path(s.markets.fired_table)
+    path = s.table_path(s.markets.alerts_table)
     run_until(query, lambda: processed() >= n_warm + n, 300)
     time.sleep(s.markets.flush_after_seconds + 3)
     processed()

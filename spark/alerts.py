@@ -415,7 +415,8 @@ TOPIC_CHANNEL = "alerts_topic"
 class Lifecycle:
     """A stream's alert lifecycle: detections -> alerts table -> outbox -> topic and people.
 
-    The one path every speed layer's sink takes (markets, infra, hosts): a micro-batch's
+    The one path the infra and hosts sinks take (markets next: measured, its MERGE per
+    micro-batch cost twice the stream's time, docs/benchmarks.md): a micro-batch's
     detections (``DETECTIONS``) are folded into ``table`` once per (checkpoint, batch).
     Just before that commit, every changed alert is queued in the durable outbox for the
     alerts topic (once per alert and batch) and, if people are to be told, for their

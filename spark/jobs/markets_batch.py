@@ -250,7 +250,7 @@ def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days)
     )
     rows = replace_days(anomalies, settings.table_path(m.batch_anomalies_table), days)
     alerts = read_table_or_empty(
-        spark, settings, m.fired_table, "symbol string, event_time timestamp, rules array<string>"
+        spark, settings, m.alerts_table, "symbol string, event_time timestamp, rules array<string>"
     ).where(days.contains(trade_date()))
     recomputed = read_table(spark, settings, m.batch_anomalies_table).where(
         days.contains("trade_date")

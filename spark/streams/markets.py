@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -504,23 +504,8 @@ def quarantine_rows(scored: DataFrame) -> DataFrame:
     )
 
 
-#: A fired bar's values: the bar and what its rules compared.
-FIRED_VALUES = (
-    *PRICE_FIELDS,
-    "volume",
-    "prev_close",
-    "close_change",
-    "mean_volume",
-    "volume_ratio",
-)
-
-
-def fired_rows(scored: DataFrame, batch_id: int | None = None) -> DataFrame:
-    """One row per bar on which A1 or A2 fired, with its reference values and batch.
-
-    The detections of the markets stream (``fired_markets``): each becomes a detection of
-    the alert lifecycle (:func:`detections`), which folds them into one alert per symbol
-    and rule.
+def alert_rows(scored: DataFrame, batch_id: int | None = None) -> DataFrame:
+    """One alert per bar on which A1 or A2 fired, with its reference values and batch.
 
     Detected at the micro-batch's time (:func:`~spark.tables.batch_time`), in the batch of
     ``scored``'s ``batch_id`` column (:func:`~spark.tables.with_batch_columns`), or of
@@ -531,7 +516,7 @@ def fired_rows(scored: DataFrame, batch_id: int | None = None) -> DataFrame:
     elif batch_id is not None:
         batch = F.lit(batch_id).cast("long")
     else:
-        raise ValueError("fired_rows needs a batch: a batch_id column or argument")
+        raise ValueError("alert_rows needs a batch: a batch_id column or argument")
     rules = F.filter(
         F.array(F.when(F.col("a1"), F.lit("A1")), F.when(F.col("a2"), F.lit("A2"))),
         lambda r: r.isNotNull(),
@@ -539,11 +524,19 @@ def fired_rows(scored: DataFrame, batch_id: int | None = None) -> DataFrame:
     return scored.where(F.col("reason").isNull() & (F.col("a1") | F.col("a2"))).select(
         F.sha2(F.concat_ws("|", "symbol", F.col("minute").cast("string")), 256)
         .substr(1, 32)
-        .alias("fired_id"),
+        .alias("alert_id"),
         "symbol",
         "event_time",
         rules.alias("rules"),
-        *FIRED_VALUES,
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "prev_close",
+        "close_change",
+        "mean_volume",
+        "volume_ratio",
         "topic",
         "partition",
         "offset",
@@ -553,72 +546,39 @@ def fired_rows(scored: DataFrame, batch_id: int | None = None) -> DataFrame:
     )
 
 
-def detections(
-    fired: DataFrame, severities: Mapping[str, str], cuts: tuple[float, float, float]
-) -> DataFrame:
-    """Alert-lifecycle detections: one per rule fired on a bar (``fired_rows``).
-
-    A rule's score is the lowest score of its severity (``markets.rule_severity``) under
-    the alert ``cuts``, so its alert has that severity; the details are the bar's values.
-    """
-    from anomalake.alerts.lifecycle import score_of_severity
-
-    scores = F.create_map(
-        *(
-            x
-            for r, sev in severities.items()
-            for x in (F.lit(r), F.lit(score_of_severity(sev, cuts)))
-        )
-    ).cast("map<string,double>")
-    details = F.to_json(F.struct(*FIRED_VALUES, "topic", "partition", "offset"))
-    exploded = fired.select(
-        F.col("symbol").alias("entity"),
-        F.explode("rules").alias("rule"),
-        "event_time",
-        details.alias("details"),
-    )
-    return exploded.select(
-        "entity",
-        "rule",
-        F.coalesce(scores[F.col("rule")], F.lit(0.0)).alias("score"),
-        "event_time",
-        F.lit("live").alias("origin"),
-        "details",
-    )
-
-
 def write_outputs(settings: Settings) -> BatchSink:
-    """The ``foreachBatch`` sink: fired bars first, then alerts, bronze and quarantine.
+    """The ``foreachBatch`` sink: alerts first, then topic, bronze and quarantine side by side.
 
-    One Spark job scores the batch (caching it) and appends the bars on which a rule fired
-    to the fired table, so that row waits for nothing else; then, in three threads, the
-    fired rules go through the alert lifecycle (:class:`spark.alerts.Lifecycle`: one alert
-    per symbol and rule in the alerts table, the outbox for people, the alerts topic),
+    One Spark job scores the batch (caching it) and appends its alerts to the alerts
+    table, so an alert row waits for nothing else; then, in three threads, the alerts go
+    to the topic (from the driver: confluent-kafka, keyed by ``alert_id``, at least once),
     bars to bronze and the rest to quarantine, and the batch lasts as long as the longest.
     An empty part commits nothing (Delta records no empty append). Each Delta append is
-    exactly once per batch (:class:`~spark.tables.BatchAppender`), and the lifecycle
-    applies a batch once.
+    exactly once per batch (:class:`~spark.tables.BatchAppender`).
     """
     from concurrent.futures import Future, ThreadPoolExecutor, wait
 
     from pyspark.util import inheritable_thread_target
 
     from anomalake.producer import Publisher
-    from spark.alerts import Lifecycle
+    from spark.alerts import publish
 
     m = settings.markets
     query = m.query_name
     appender = BatchAppender()
     publisher = Publisher(settings.kafka)
-    lifecycle = Lifecycle(settings, m.alerts_table, "markets", publisher)
     pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"{query}-sink")
-    severities = dict(m.rule_severity)
-    cuts = settings.alerts.severity_cuts
 
-    def alerts_path(fired: DataFrame, batch_id: int) -> dict[str, float]:
+    def topic_path(alerts: DataFrame) -> dict[str, float]:
         started = time.perf_counter()
-        lifecycle.record(detections(fired, severities, cuts), batch_id, query)
-        return {"alerts": time.perf_counter() - started}
+        messages = alerts.select(
+            "alert_id",
+            F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
+        ).toArrow()
+        keys = messages.column("alert_id").to_pylist()
+        values = messages.column("value").to_pylist()
+        publish(settings, [(k, v.encode()) for k, v in zip(keys, values, strict=True)], publisher)
+        return {"alerts_topic": time.perf_counter() - started}
 
     def table_path(
         rows: DataFrame, table: str, app: str, batch_id: int, partition: str | None = None
@@ -632,24 +592,24 @@ def write_outputs(settings: Settings) -> BatchSink:
         # the batch's id and time as columns: as literals, they would make each batch
         # compile its own code (spark.tables.with_batch_columns)
         batch = with_batch_columns(scored, batch_id, datetime.now(UTC)).persist()
-        fired = fired_rows(batch).persist()
+        alerts = alert_rows(batch).persist()
         try:
             app = stream_app_id(batch.sparkSession, query)
-            # One job scores the batch (cached for the paths below) and appends its fired
-            # bars (one file per state partition: no coalescing, which would score in one
-            # task). A batch where nothing fired commits nothing.
-            path = settings.table_path(m.fired_table)
-            appender.append(fired, path, f"{app}.{m.fired_table}", batch_id, None, coalesce=False)
-            timings = {"score_and_fired_table": time.perf_counter() - started}
+            # One job scores the batch (cached for the paths below) and appends its alerts
+            # (one file per state partition: no coalescing, which would score in one task).
+            # A batch without alerts commits nothing: Delta records no empty append.
+            path = settings.table_path(m.alerts_table)
+            appender.append(alerts, path, f"{app}.{m.alerts_table}", batch_id, None, coalesce=False)
+            timings = {"score_and_alerts_table": time.perf_counter() - started}
 
-            # then side by side: the alert lifecycle, bars to bronze, the rest to quarantine
+            # then side by side: alerts to the topic, bars to bronze, the rest to quarantine
             def side_by_side(path: Any, *args: Any) -> Future[dict[str, float]]:
                 # a copy of this thread's job properties per path (cloned by the call)
                 return pool.submit(inheritable_thread_target(batch.sparkSession)(path), *args)
 
             bronze, bad = bronze_rows(batch), quarantine_rows(batch)
             paths = [
-                side_by_side(alerts_path, fired, batch_id),
+                side_by_side(topic_path, alerts),
                 side_by_side(table_path, bronze, m.bronze_table, app, batch_id, "event_date"),
                 side_by_side(table_path, bad, m.quarantine_table, app, batch_id),
             ]
@@ -664,7 +624,7 @@ def write_outputs(settings: Settings) -> BatchSink:
             rounded = {k: round(v, 3) for k, v in timings.items()}
             log.info("batch %d seconds %s", batch_id, rounded)
         finally:
-            fired.unpersist()
+            alerts.unpersist()
             batch.unpersist()
 
     def release() -> None:
@@ -675,13 +635,13 @@ def write_outputs(settings: Settings) -> BatchSink:
 
 
 def ensure_tables(spark: SparkSession, settings: Settings) -> None:
-    """Create the bronze, quarantine and fired tables empty if they do not exist."""
+    """Create the three Delta tables empty with their schemas if they do not exist."""
     m = settings.markets
     empty = spark.createDataFrame([], SCORED)
     for table, frame, partition in (
         (m.bronze_table, bronze_rows(empty), "event_date"),
         (m.quarantine_table, quarantine_rows(empty), None),
-        (m.fired_table, fired_rows(empty, -1), None),
+        (m.alerts_table, alert_rows(empty, -1), None),
     ):
         create_if_missing(frame, settings.table_path(table), partition)
 

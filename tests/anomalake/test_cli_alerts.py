@@ -62,5 +62,5 @@ def test_list_acknowledge_resolve_and_one_line_errors(
     assert again.exit_code == 1
     (error,) = again.stderr.strip().splitlines()
     assert error.startswith("error: ") and "resolved" in error and "fix:" in error
-    other = runner.invoke(cli.app, ["alerts", "list", "--use-case", "weather"])
-    assert other.exit_code == 1 and "unknown use case 'weather'" in other.stderr
+    other = runner.invoke(cli.app, ["alerts", "list", "--use-case", "markets"])
+    assert other.exit_code == 1 and "unknown use case 'markets'" in other.stderr

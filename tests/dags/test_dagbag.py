@@ -91,11 +91,11 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     from anomalake.detection.markets import rule_params
     from anomalake.generators.markets import FaultRates, write_market_files
     from spark.jobs.markets_batch import file_records, load_files_to_bronze
-    from spark.streams.markets import decode_and_validate, fired_rows, score_batch
+    from spark.streams.markets import alert_rows, decode_and_validate, score_batch
 
     started = pd.Timestamp.now(tz="UTC")
     m = settings.markets
-    for table in (*DAY_TABLES, m.bronze_table, m.quarantine_table, m.fired_table):
+    for table in (*DAY_TABLES, m.bronze_table, m.quarantine_table, m.alerts_table):
         shutil.rmtree(settings.table_path(table), ignore_errors=True)
     write_market_files(tmp_path, 4, DAY1, 2, seed=9, faults=FaultRates(0.002, 0.01, 0.01, 0.01))
     loaded = load_files_to_bronze(spark, settings, tmp_path)
@@ -104,8 +104,8 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     scored = score_batch(
         decode_and_validate(file_records(spark, tmp_path), 4096), rule_params(m)
     ).cache()
-    fired_rows(scored, 0).write.format("delta").mode("overwrite").save(
-        settings.table_path(m.fired_table)
+    alert_rows(scored, 0).write.format("delta").mode("overwrite").save(
+        settings.table_path(m.alerts_table)
     )
 
     dag = dagbag.get_dag("markets_batch")
@@ -139,7 +139,7 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     }
     rolling = read("gold_markets_rolling").where(on_day2).collect()
     assert len(rolling) == 4 and all(r["periods_in_window"] == 2 for r in rolling)
-    alerts = read(m.fired_table).count()
+    alerts = read(m.alerts_table).count()
     assert read("batch_anomalies_markets").count() == alerts > 0
     rec = read("reconciliation_markets").agg(F.sum("matched"), F.sum("missed_by_stream")).first()
     assert tuple(rec) == (alerts, 0)

@@ -44,7 +44,7 @@ def _tables(spark, s: Settings) -> dict[str, Any]:  # type: ignore[no-untyped-de
         for k, t in (
             ("bronze", m.bronze_table),
             ("quarantine", m.quarantine_table),
-            ("fired", m.fired_table),
+            ("alerts", m.alerts_table),
         )
     }
 
@@ -61,25 +61,12 @@ def _landed(spark, s: Settings) -> int:  # type: ignore[no-untyped-def]
 def _stream_anomalies(spark, s: Settings) -> set[tuple[str, int, str]]:  # type: ignore[no-untyped-def]
     from pyspark.sql import functions as F
 
-    alerts = _tables(spark, s)["fired"].select(
+    alerts = _tables(spark, s)["alerts"].select(
         "symbol",
         (F.unix_timestamp("event_time") / 60).cast("long").alias("minute"),
         F.array_join("rules", ",").alias("rules"),
     )
     return {(r["symbol"], r["minute"], r["rules"]) for r in alerts.collect()}
-
-
-def _alerts_caught_up(spark, s: Settings) -> bool:  # type: ignore[no-untyped-def]
-    """Whether every fired rule is folded into the alerts (each batch's paths all ended)."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
-    path = s.table_path(s.markets.alerts_table)
-    if not DeltaTable.isDeltaTable(spark, path):
-        return False
-    folded = spark.read.format("delta").load(path).agg(F.sum("detections")).first()[0]
-    fired = _tables(spark, s)["fired"].select(F.explode("rules")).count()
-    return bool(folded == fired)
 
 
 def _reference(path: Path) -> set[tuple[str, int, str]]:
@@ -115,10 +102,6 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
         while _landed(spark, s) < report.delivered and time.monotonic() < deadline:
             assert query.exception() is None, query.exception()
             time.sleep(2)
-        # the alerts path runs beside bronze's: let the batch that landed the last bars end
-        while not _alerts_caught_up(spark, s) and time.monotonic() < deadline:
-            assert query.exception() is None, query.exception()
-            time.sleep(2)
         state = query.lastProgress["stateOperators"][0]
     finally:
         query.stop()
@@ -126,8 +109,6 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
     assert state["numShufflePartitions"] == s.markets_state_partitions == 2
     assert spark.conf.get("spark.sql.shuffle.partitions") == str(s.spark.shuffle_partitions)
     t = _tables(spark, s)
-    from pyspark.sql import functions as F
-
     assert t["bronze"].count() + t["quarantine"].count() == report.delivered
     coords = t["bronze"].select("topic", "partition", "offset")
     everything = coords.unionByName(t["quarantine"].select("topic", "partition", "offset"))
@@ -139,27 +120,15 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
     got = _stream_anomalies(spark, s)
     assert len(expected) > 50
     assert got == expected, (sorted(got - expected)[:5], sorted(expected - got)[:5])
-    assert t["fired"].select("fired_id").distinct().count() == t["fired"].count()
-    a1 = t["fired"].where("array_contains(rules, 'A1')").first()
+    assert t["alerts"].select("alert_id").distinct().count() == t["alerts"].count()
+    a1 = t["alerts"].where("array_contains(rules, 'A1')").first()
     assert a1["prev_close"] > 0 and a1["close_change"] > 0.005 and a1["detected_at"] is not None
-    # the fired rules are detections of the lifecycle: one alert per symbol and rule,
-    # every detection folded in, and each alert published with the one payload (v 2)
-    alerts = spark.read.format("delta").load(s.table_path(s.markets.alerts_table)).collect()
-    fired_rules = t["fired"].select("symbol", F.explode("rules").alias("rule"))
-    per_key = {
-        (r["symbol"], r["rule"]): r["count"]
-        for r in fired_rules.groupBy("symbol", "rule").count().collect()
-    }
-    assert {(a["entity"], a["rule"]): a["detections"] for a in alerts} == per_key
-    assert {a["severity"] for a in alerts if a["rule"] == "A1"} == {"high"}
+    # every alert row was published, keyed by its id, with the row's values
     published = _consume_all(s, alerts_topic)
-    assert set(published) == {a["alert_id"] for a in alerts}
-    import jsonschema
-
-    from anomalake.alerts.payload import schema
-
-    for message in published.values():
-        jsonschema.validate(message, schema())
+    table = {r["alert_id"]: r for r in t["alerts"].collect()}
+    assert set(published) == set(table)
+    sample = published[a1["alert_id"]]
+    assert sample["v"] == 1 and sample["rules"] == a1["rules"] and sample["close"] == a1["close"]
 
 
 def _consume_all(s: Settings, topic: str) -> dict[str, dict[str, Any]]:
@@ -196,7 +165,6 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(
         "ANOMALAKE_MARKETS__BRONZE_TABLE": s.markets.bronze_table,
         "ANOMALAKE_MARKETS__QUARANTINE_TABLE": s.markets.quarantine_table,
         "ANOMALAKE_MARKETS__ALERTS_TABLE": s.markets.alerts_table,
-        "ANOMALAKE_MARKETS__FIRED_TABLE": s.markets.fired_table,
         "ANOMALAKE_MARKETS__QUERY_NAME": name,
         "ANOMALAKE_MARKETS__FLUSH_AFTER_SECONDS": "2",
         "ANOMALAKE_MARKETS__MAX_OFFSETS_PER_TRIGGER": "500",
@@ -208,15 +176,8 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(
     args = ["stream", "markets", "--topic", topic]
     checkpoint = Path(s.checkpoint_path(name))
     kills = kill_repeatedly(args, env, checkpoint, log, kills=3, seed=20261125)
-    run_to_completion(
-        args,
-        env,
-        log,
-        lambda: _landed(spark, s) >= report.delivered and _alerts_caught_up(spark, s),
-    )
+    run_to_completion(args, env, log, lambda: _landed(spark, s) >= report.delivered)
     t = _tables(spark, s)
-    from pyspark.sql import functions as F
-
     coords = (
         t["bronze"]
         .select("topic", "partition", "offset")
@@ -224,11 +185,5 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(
     )
     assert coords.count() == report.delivered, json.dumps(kills)
     assert coords.distinct().count() == report.delivered
-    assert t["fired"].count() == t["fired"].select("fired_id").distinct().count()
+    assert t["alerts"].count() == t["alerts"].select("alert_id").distinct().count()
     assert _stream_anomalies(spark, s) == _reference(data)
-    # every fired rule folded into the alerts exactly once across the kills (the run ended
-    # when they matched; had a replayed batch been folded twice, they would not have)
-    alerts = spark.read.format("delta").load(s.table_path(s.markets.alerts_table))
-    fired_rules = t["fired"].select(F.explode("rules")).count()
-    assert alerts.agg(F.sum("detections")).first()[0] == fired_rules
-    assert alerts.count() == alerts.select("entity", "rule").distinct().count()
