@@ -426,13 +426,10 @@ class Lifecycle:
     crash between Kafka's acknowledgement and the outbox marking it sent.
     """
 
-    def __init__(
-        self, settings: Settings, table: str, use_case: str, publisher: Publisher | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, table: str, use_case: str) -> None:
         from anomalake.alerts.delivery import Outbox, channels_from_settings
 
         self.settings, self.table, self.use_case = settings, table, use_case
-        self.publisher = publisher  # a stream's long-lived producer, else one per batch
         self.channels = channels_from_settings(settings)
         self.outbox = Outbox.from_settings(settings)
 
@@ -444,7 +441,7 @@ class Lifecycle:
             queue_notifications(self.outbox, self.channels, alerts)
 
     def _publish(self, alerts: list[dict[str, Any]]) -> None:
-        publish_alerts(self.settings, alerts, self.publisher)
+        publish_alerts(self.settings, alerts)
 
     def record(self, detections: DataFrame, batch_id: int, query: str) -> list[dict[str, Any]]:
         """Apply one micro-batch's detections; returns the alerts it changed."""
@@ -583,9 +580,7 @@ def resolve(
 
 
 # --- the alerts topic ------------------------------------------------------------------
-def publish_alerts(
-    settings: Settings, alerts: list[dict[str, Any]], publisher: Publisher | None = None
-) -> None:
+def publish_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
     """Send changed alerts to the alerts topic keyed by ``alert_id``.
 
     The payload is :func:`anomalake.alerts.payload.payload` (``"v": 2``; its JSON Schema is
@@ -595,7 +590,7 @@ def publish_alerts(
     """
     from anomalake.alerts.payload import encode
 
-    publish(settings, [(str(a["alert_id"]), encode(a)) for a in alerts], publisher)
+    publish(settings, [(str(a["alert_id"]), encode(a)) for a in alerts])
 
 
 def publish(

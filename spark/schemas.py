@@ -12,14 +12,18 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-#: Where a record came from: its key and Kafka coordinates, kept on every output row.
-KAFKA_RECORD_FIELDS = [
-    StructField("key", StringType()),
-    StructField("topic", StringType()),
-    StructField("partition", IntegerType()),
-    StructField("offset", LongType()),
-    StructField("kafka_timestamp", TimestampType()),
-]
+from anomalake.speed.records import KAFKA_COLUMNS
+
+_KAFKA_TYPES = {
+    "key": StringType(),
+    "topic": StringType(),
+    "partition": IntegerType(),
+    "offset": LongType(),
+    "kafka_timestamp": TimestampType(),
+}
+#: Where a record came from: its key and Kafka coordinates, kept on every output row (the
+#: names are the core's :data:`anomalake.speed.records.KAFKA_COLUMNS`).
+KAFKA_RECORD_FIELDS = [StructField(name, _KAFKA_TYPES[name]) for name in KAFKA_COLUMNS]
 
 MARKET_BAR = StructType(
     [

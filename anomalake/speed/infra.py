@@ -22,9 +22,8 @@ from anomalake.detection.detector_set import DetectorSet, DetectorSetConfig
 from anomalake.producer import SCHEMA_VERSION
 from anomalake.settings import RecordLimits, Settings
 from anomalake.speed.guard import failure_reason, guarded
-from anomalake.speed.records import KAFKA_COLUMNS
+from anomalake.speed.records import KAFKA_COLUMNS, ORIGINS
 
-ORIGINS = ("live", "replay")
 #: The columns of a scored (or rejected) record, in the stream's output order.
 COLUMNS = (
     "asset",

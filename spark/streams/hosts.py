@@ -40,7 +40,7 @@ from pyspark.sql.types import (
 from anomalake.loaders.toniot import LAYOUTS, type_rows
 from anomalake.settings import RecordLimits, Settings
 from anomalake.speed.guard import failure_reason, guarded
-from anomalake.speed.infra import ORIGINS
+from anomalake.speed.records import ORIGINS
 from spark.tables import create_if_missing
 
 if TYPE_CHECKING:

@@ -3,40 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pandas as pd
 
 from anomalake.settings import SKAB_SENSORS, get_settings
 from anomalake.speed.infra import AssetState, load_config
 from spark.streams.infra import make_state_function
-
-
-class FakeGroupState:
-    """The part of Spark's ``GroupState`` the state function uses."""
-
-    def __init__(self) -> None:
-        self.value: tuple[Any, ...] | None = None
-        self.hasTimedOut = False
-        self.timeout_ms: int | None = None
-
-    @property
-    def exists(self) -> bool:
-        return self.value is not None
-
-    @property
-    def get(self) -> tuple[Any, ...]:
-        assert self.value is not None
-        return self.value
-
-    def update(self, value: tuple[Any, ...]) -> None:
-        self.value = value
-
-    def setTimeoutDuration(self, ms: int) -> None:  # noqa: N802 - Spark's name
-        self.timeout_ms = ms
-
-    def remove(self) -> None:
-        self.value = None
+from tests.spark.streams.fake_state import FakeGroupState
 
 
 def _records(seconds: range) -> pd.DataFrame:

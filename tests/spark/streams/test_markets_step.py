@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ from spark.streams.markets import (
     make_state_function,
     score_arrivals,
 )
+from tests.spark.streams.fake_state import FakeGroupState
 from tests.spark.streams.reference import reference_anomalies
 
 PRICES = ["open", "high", "low", "close"]
@@ -63,34 +63,6 @@ def validated_records(path: Path) -> pd.DataFrame:
             "kafka_timestamp": pd.Timestamp("2026-02-02 08:00:00"),
         }
     )
-
-
-class FakeGroupState:
-    """The part of Spark's ``GroupState`` the state function uses."""
-
-    def __init__(self) -> None:
-        self.value: tuple[Any, ...] | None = None
-        self.hasTimedOut = False
-
-    @property
-    def exists(self) -> bool:
-        return self.value is not None
-
-    @property
-    def get(self) -> tuple[Any, ...]:
-        assert self.value is not None
-        return self.value
-
-    def update(self, value: tuple[Any, ...]) -> None:
-        assert isinstance(value[0], str)
-        self.value = value
-
-    def setTimeoutDuration(self, ms: int) -> None:  # noqa: N802 - Spark's name
-        assert ms > 0
-        self.timeout_ms = ms
-
-    def remove(self) -> None:
-        self.value = None
 
 
 def stream(records: pd.DataFrame, sizes: Iterator[int], params: MarketRuleParams) -> pd.DataFrame:
@@ -218,31 +190,41 @@ def test_rejected_records_come_first_in_arrival_order_then_bars_by_minute() -> N
     assert keyless["a1"].isna().all()
 
 
-def test_a_bar_the_rules_cannot_take_is_quarantined_and_leaves_the_state_as_it_was() -> None:
-    """A volume beyond int64 reached the step as null (validation let it through): it raised."""
-    from spark.streams.markets import guarded_arrivals
+FIRST_MINUTE = pd.Timestamp("2026-02-02 04:00").value // 60_000_000_000
 
-    first = pd.Timestamp("2026-02-02 04:00").value // 60_000_000_000
-    records = pd.DataFrame(
+
+def _validated_bars(closes: list[float], volumes: list[float]) -> pd.DataFrame:
+    """Symbol AAA's bars from 04:00 on, one a minute, as validation hands them over."""
+    n = len(closes)
+    return pd.DataFrame(
         {
             "symbol": "AAA",
-            "event_time": pd.date_range("2026-02-02 04:00", periods=4, freq="min"),
-            "minute": [first, first + 1, first + 2, first + 3],
+            "event_time": pd.date_range("2026-02-02 04:00", periods=n, freq="min"),
+            "minute": [FIRST_MINUTE + i for i in range(n)],
             "open": 1.0,
             "high": 1.0,
             "low": 1.0,
-            "close": [1.0, 1.01, 1.0, 1.2],
-            "volume": [5.0, np.nan, 5.0, 5.0],  # Spark hands a null long over as NaN
+            "close": closes,
+            "volume": volumes,
             "schema_version": np.int32(1),
             "reason": None,
             "raw_value": None,
             "key": "AAA",
             "topic": "bars",
             "partition": np.int32(0),
-            "offset": np.arange(4, dtype=np.int64),
+            "offset": np.arange(n, dtype=np.int64),
             "kafka_timestamp": pd.Timestamp("2026-02-02 04:05"),
         }
     )
+
+
+def test_a_bar_the_rules_cannot_take_is_quarantined_and_leaves_the_state_as_it_was() -> None:
+    """A volume beyond int64 reached the step as null (validation let it through): it raised."""
+    from spark.streams.markets import guarded_arrivals
+
+    first = FIRST_MINUTE
+    # Spark hands a null long over as NaN
+    records = _validated_bars([1.0, 1.01, 1.0, 1.2], [5.0, np.nan, 5.0, 5.0])
     state, out = guarded_arrivals(None, records, MarketRuleParams(), flush=True)
     assert sorted(out["offset"]) == [0, 1, 2, 3]
     bad = out[out["offset"] == 1].iloc[0]
@@ -284,27 +266,8 @@ def test_a_batch_the_step_raises_on_is_taken_record_by_record() -> None:
 
 def test_a_symbol_silent_for_the_ttl_has_its_state_dropped_and_one_heard_from_keeps_it() -> None:
     step = make_state_function(MarketRuleParams(), flush_after_ms=2000, ttl_ms=60_000)
-    first = pd.Timestamp("2026-02-02 04:00").value // 60_000_000_000
-    bar = pd.DataFrame(
-        {
-            "symbol": "AAA",
-            "event_time": [pd.Timestamp("2026-02-02 04:00")],
-            "minute": [first],
-            "open": 1.0,
-            "high": 1.0,
-            "low": 1.0,
-            "close": 1.0,
-            "volume": 5.0,
-            "schema_version": np.int32(1),
-            "reason": None,
-            "raw_value": None,
-            "key": "AAA",
-            "topic": "bars",
-            "partition": np.int32(0),
-            "offset": np.arange(1, dtype=np.int64),
-            "kafka_timestamp": pd.Timestamp("2026-02-02 04:05"),
-        }
-    )
+    first = FIRST_MINUTE
+    bar = _validated_bars([1.0], [5.0])
     state = FakeGroupState()
     list(step(("AAA",), iter([bar]), state))
     assert state.timeout_ms == 2000 and not state.get[0].startswith(IDLE)
