@@ -118,59 +118,17 @@ app.add_typer(replay_app, name="replay")
 app.add_typer(stream_app, name="stream")
 
 
-@generate_app.command("markets")
-@one_line_errors
-def generate_markets(
-    out: Annotated[Path, typer.Argument(help="folder to write the CSV files into")],
-    symbols: Annotated[int, typer.Option(help="number of symbols")] = 5,
-    start: Annotated[str, typer.Option(help="first trading day, YYYY-MM-DD")] = "2026-01-05",
-    days: Annotated[int, typer.Option(help="trading days")] = 1,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    faults: Annotated[
-        bool, typer.Option(help="add malformed rows, duplicates, disorder, gaps")
-    ] = False,
-) -> None:
-    """Minute bars per symbol, with labels.csv (injected anomalies) and faults.csv."""
-    from datetime import date
+# The per-use-case verbs: one command per use case and verb, generated from the registry
+# of use cases (anomalake/usecases/*.yaml). A use case's own code (generator, replay
+# messages, stream, backtest) is what its spec's entry points name, called with one
+# signature for all.
 
-    from anomalake.generators.markets import NO_FAULTS, FaultRates, write_market_files
-
-    paths = write_market_files(
-        out,
-        symbols,
-        date.fromisoformat(start),
-        days,
-        seed=seed,
-        faults=FaultRates() if faults else NO_FAULTS,
-    )
-    typer.echo(f"wrote {len(paths)} files, labels.csv and faults.csv to {out}")
-
-
-@replay_app.command("markets")
-@one_line_errors
-def replay_markets(
-    path: Annotated[Path, typer.Argument(help="a minute-bar CSV or a folder of them")],
-    speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
-    topic: Annotated[str | None, typer.Option(help="defaults to the configured topic")] = None,
-) -> None:
-    """Produce the files' rows to Kafka keyed by symbol, in event-time order."""
-    from anomalake.producer import produce
-    from anomalake.replay import count_rows, replay_messages
-
-    settings = get_settings()
-    target = topic or settings.kafka.markets_topic
-    total = count_rows(path)
-    with typer.progressbar(length=total, label=f"replay -> {target}") as bar:
-        last = 0
-
-        def progress(sent: int) -> None:
-            nonlocal last
-            bar.update(sent - last)
-            last = sent
-
-        report = produce(settings.kafka, target, replay_messages(path, speed), progress)
-        bar.update(report.sent - last)
-    echo_delivery(target, report)
+Stream = Annotated[
+    str | None,
+    typer.Option(
+        "--stream", "--activity", help="which of the use case's streams, if it has several"
+    ),
+]
 
 
 def echo_delivery(topic: str, report: Any) -> None:
@@ -182,28 +140,132 @@ def echo_delivery(topic: str, report: Any) -> None:
         raise typer.Exit(1)
 
 
-@stream_app.command("markets")
-@one_line_errors
-def stream_markets(
-    topic: Annotated[str | None, typer.Option(help="defaults to the configured topic")] = None,
-    seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
-) -> None:
-    """The markets speed layer: rules A1/A2, quarantine, alerts (runs until SIGINT/SIGTERM)."""
-    from anomalake.install import install as do_install
-    from spark.session import get_spark
-    from spark.streams.markets import start as start_stream
+def _entry_point(spec: Any, verb: str) -> Any:
+    """The object ``spec.entry_points.<verb>`` names (``module:attribute``), imported."""
+    import importlib
 
+    target = getattr(spec.entry_points, verb)
+    if target is None:
+        raise AnomalakeError(f"use case {spec.name} has no {verb}", "see `anomalake --help`")
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+Topic = Annotated[str | None, typer.Option(help="defaults to the spec's topic")]
+
+
+def _use_case(name: str, stream: str | None) -> tuple[Settings, Any, str | None]:
+    """The settings, the spec of use case ``name`` and the stream chosen of it."""
     settings = get_settings()
-    do_install(settings)
-    spark = get_spark(settings)
-    query = start_stream(spark, settings, topic)
-    m = settings.markets
-    typer.echo(
-        f"streaming {topic or settings.kafka.markets_topic} -> "
-        f"{settings.table_path(m.bronze_table)}, {m.quarantine_table}, {m.alerts_table}; "
-        f"checkpoint {settings.checkpoint_path(m.query_name)}"
-    )
-    run_until_stopped(query, seconds)
+    spec = settings.use_case(name)
+    return settings, spec, _stream_of(spec, stream)
+
+
+def _stream_of(spec: Any, stream: str | None) -> str | None:
+    """``stream`` checked against the spec's streams (its first one when omitted)."""
+    if not spec.streams:
+        if stream is not None:
+            raise AnomalakeError(f"{spec.name} has one stream", "drop --stream")
+        return None
+    if stream is None:
+        return str(spec.streams[0])
+    if stream not in spec.streams:
+        raise AnomalakeError(
+            f"{spec.name} has no stream {stream!r}", f"use one of {', '.join(spec.streams)}"
+        )
+    return stream
+
+
+def _register_use_case(name: str, declared: dict[str, Any]) -> None:
+    """Add ``generate|replay|stream|backtest NAME`` for the use case ``declared``."""
+    about = declared.get("description", name)
+    verbs = declared.get("entry_points", {})
+
+    if verbs.get("generate"):
+
+        @generate_app.command(name, help=f"Write synthetic {name} data with ground truth: {about}.")
+        @one_line_errors
+        def generate(
+            out: Annotated[Path, typer.Argument(help="folder to write the files into")],
+            entities: Annotated[
+                int, typer.Option("--entities", help="entities (symbols, assets, hosts)")
+            ] = 3,
+            hours: Annotated[float, typer.Option(help="hours of data per entity")] = 1.0,
+            seed: Annotated[int, typer.Option(help="random seed")] = 0,
+            faults: Annotated[
+                bool, typer.Option(help="add malformed, duplicate and out-of-order rows")
+            ] = False,
+        ) -> None:
+            spec = get_settings().use_case(name)
+            typer.echo(_entry_point(spec, "generate")(out, entities, hours, seed, faults))
+
+    @replay_app.command(name, help=f"Produce {name} files to Kafka in event-time order: {about}.")
+    @one_line_errors
+    def replay(
+        path: Annotated[Path, typer.Argument(help="a file or a folder of the use case's format")],
+        speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
+        live: Annotated[
+            bool, typer.Option(help="mark records live: their alerts are sent to people")
+        ] = False,
+        stream: Stream = None,
+        topic: Topic = None,
+    ) -> None:
+        from anomalake.producer import produce
+
+        settings, spec, chosen = _use_case(name, stream)
+        target = topic or spec.topic_of(chosen)
+        origin = "live" if live else "replay"
+        messages = _entry_point(spec, "messages")(path, speed, origin, chosen)
+        echo_delivery(target, produce(settings.kafka, target, messages, None))
+
+    @stream_app.command(name, help=f"The {name} speed layer (runs until SIGINT/SIGTERM): {about}.")
+    @one_line_errors
+    def stream_command(
+        seconds: Annotated[
+            float, typer.Option(help="stop after this long; 0 = run until stopped")
+        ] = 0,
+        stream: Stream = None,
+        topic: Topic = None,
+    ) -> None:
+        from anomalake.install import install as do_install
+        from spark.session import get_spark
+
+        settings, spec, chosen = _use_case(name, stream)
+        do_install(settings)
+        start = _entry_point(spec, "stream")
+        query = start(get_spark(settings), settings, *([chosen] if chosen else []), topic=topic)
+        tables = ", ".join(
+            t for t in (spec.bronze_table, spec.quarantine_table, spec.alerts_table) if t
+        )
+        typer.echo(
+            f"streaming {topic or spec.topic_of(chosen)} -> {tables}; "
+            f"checkpoint {settings.checkpoint_path(query.name)}"
+        )
+        if spec.alerting.lifecycle == "per_entity_and_rule":
+            run_delivering(settings, query, seconds)
+        else:
+            run_until_stopped(query, seconds)
+
+    if verbs.get("backtest"):
+
+        @backtest_app.command(
+            name, help=f"Re-score stored {name} records with the stream's step (never alerted)."
+        )
+        @one_line_errors
+        def backtest(
+            date: Annotated[str, typer.Option("--date", help="first date, YYYY-MM-DD")],
+            end: Annotated[str | None, typer.Option("--end", help="last date (inclusive)")] = None,
+            stream: Stream = None,
+        ) -> None:
+            from datetime import date as Date
+
+            from spark.session import get_spark
+            from spark.tables import Days
+
+            settings, spec, chosen = _use_case(name, stream)
+            days = Days(Date.fromisoformat(date), Date.fromisoformat(end or date))
+            run = _entry_point(spec, "backtest")
+            typer.echo(run(get_spark(settings), settings, days, chosen))
 
 
 def run_until_stopped(query: Any, seconds: float) -> None:
@@ -228,115 +290,6 @@ def run_until_stopped(query: Any, seconds: float) -> None:
             f"the streaming query failed: {query.exception()}",
             "read the error above, fix, and restart: the checkpoint resumes it",
         )
-
-
-@replay_app.command("hosts")
-@one_line_errors
-def replay_hosts(
-    path: Annotated[
-        Path, typer.Argument(help="a ToN-IoT Linux CSV or a folder (one host per file)")
-    ],
-    activity: Annotated[str, typer.Option(help="process or memory")] = "process",
-    speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
-    live: Annotated[
-        bool, typer.Option(help="mark events live: their alerts are sent to people")
-    ] = False,
-) -> None:
-    """Produce host activity rows to Kafka keyed by host (the file's name), in time order."""
-    from anomalake.producer import produce
-    from anomalake.replay import host_messages
-
-    settings = get_settings()
-    target = settings.hosts.topic(activity)
-    origin = "live" if live else "replay"
-    messages = host_messages(path, activity, speed, origin)
-    report = produce(settings.kafka, target, messages, None)
-    echo_delivery(target, report)
-
-
-@stream_app.command("hosts")
-@one_line_errors
-def stream_hosts(
-    activity: Annotated[str, typer.Option(help="process or memory")] = "process",
-    seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
-) -> None:
-    """The hosts speed layer: score with the registry champion, count attacks per host."""
-    from anomalake.install import install as do_install
-    from spark.session import get_spark
-    from spark.streams.hosts import start as start_stream
-
-    settings = get_settings()
-    do_install(settings)
-    h = settings.hosts
-    query = start_stream(get_spark(settings), settings, activity)
-    typer.echo(
-        f"streaming {h.topic(activity)} with {h.model_name(settings.name_prefix, activity)}"
-        f"@champion -> {h.scored_table(activity)}, {h.counts_table(activity)}, "
-        f"{h.quarantine_table}, {h.alerts_table}; checkpoint "
-        f"{settings.checkpoint_path(h.query_name(activity))}"
-    )
-    run_delivering(settings, query, seconds)
-
-
-@generate_app.command("infra")
-@one_line_errors
-def generate_infra(
-    out: Annotated[Path, typer.Argument(help="folder to write the SKAB-format files into")],
-    assets: Annotated[int, typer.Option(help="number of assets (one file each)")] = 3,
-    hours: Annotated[float, typer.Option(help="hours of 1 Hz readings per asset")] = 1.0,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    bad_rows: Annotated[bool, typer.Option(help="add malformed and out-of-order rows")] = False,
-) -> None:
-    """Sensor runs per asset with labelled faults (labels.csv) and, optionally, bad rows."""
-    from anomalake.generators.infra import write_infra_files
-
-    counts = write_infra_files(out, assets=assets, hours=hours, seed=seed, bad_rows=bad_rows)
-    typer.echo(
-        f"wrote {counts['files']} files ({counts['rows']} rows, {counts['episodes']} labelled "
-        f"faults, {counts['bad_rows']} bad rows) and labels.csv to {out}"
-    )
-
-
-@replay_app.command("infra")
-@one_line_errors
-def replay_infra(
-    path: Annotated[Path, typer.Argument(help="a SKAB-format CSV or a folder (one asset each)")],
-    speed: Annotated[float, typer.Option(help="x real time; 0 = as fast as possible")] = 0.0,
-    live: Annotated[
-        bool, typer.Option(help="mark readings live: their alerts are sent to people")
-    ] = False,
-) -> None:
-    """Produce sensor readings to Kafka keyed by asset, in time order (origin replay or live)."""
-    from anomalake.producer import produce
-    from anomalake.replay import infra_messages
-
-    settings = get_settings()
-    target = settings.infra.topic
-    origin = "live" if live else "replay"
-    report = produce(settings.kafka, target, infra_messages(path, origin, speed), None)
-    echo_delivery(target, report)
-
-
-@stream_app.command("infra")
-@one_line_errors
-def stream_infra(
-    seconds: Annotated[float, typer.Option(help="stop after this long; 0 = run until stopped")] = 0,
-) -> None:
-    """The infra speed layer: detectors per asset, quarantine, alert lifecycle and delivery."""
-    from anomalake.install import install as do_install
-    from spark.session import get_spark
-    from spark.streams.infra import start as start_stream
-
-    settings = get_settings()
-    do_install(settings)
-    i = settings.infra
-    query = start_stream(get_spark(settings), settings)
-    typer.echo(
-        f"streaming {i.topic} with {settings.infra_detectors_config.name} -> {i.bronze_table}, "
-        f"{i.quarantine_table}, {i.alerts_table}; checkpoint "
-        f"{settings.checkpoint_path(i.query_name)}"
-    )
-    run_delivering(settings, query, seconds)
 
 
 def run_delivering(settings: Settings, query: Any, seconds: float) -> None:
@@ -833,29 +786,15 @@ backtest_app = typer.Typer(
 app.add_typer(backtest_app, name="backtest")
 
 
-@backtest_app.command("hosts")
-@one_line_errors
-def backtest_hosts(
-    date: Annotated[str, typer.Option("--date", help="first date, YYYY-MM-DD")],
-    end: Annotated[str | None, typer.Option("--end", help="last date (inclusive)")] = None,
-    activity: Annotated[str, typer.Option(help="process or memory")] = "process",
-) -> None:
-    """Re-score stored host events through the stream's code; compare with the stream."""
-    from datetime import date as Date
+def _register_use_cases() -> None:
+    from anomalake.usecases import names
+    from anomalake.usecases.spec import read_declaration
 
-    from spark.jobs.hosts_backtest import backtest
-    from spark.session import get_spark
-    from spark.tables import Days
+    for name in names():
+        _register_use_case(name, read_declaration(name))
 
-    settings = get_settings()
-    days = Days(Date.fromisoformat(date), Date.fromisoformat(end or date))
-    result = backtest(get_spark(settings), settings, activity, days)
-    typer.echo(
-        f"{settings.hosts.backtest_table(activity)} {days}: {result['rows']} events, "
-        f"{result['predicted_attacks']} predicted attacks by version(s) "
-        f"{', '.join(result['model_versions']) or '-'}; "
-        f"{result['changed_vs_stream']} predictions differ from the stream's"
-    )
+
+_register_use_cases()
 
 
 @eval_app.command("infra")
@@ -879,29 +818,6 @@ def eval_infra(
     typer.echo(f"{yaml_path.name} on {report.files} files, {report.readings} readings:")
     typer.echo(f"  {points_line(report.points)}")
     typer.echo(f"  {events_line(report.events)}")
-
-
-@backtest_app.command("infra")
-@one_line_errors
-def backtest_infra(
-    date: Annotated[str, typer.Option("--date", help="first date, YYYY-MM-DD")],
-    end: Annotated[str | None, typer.Option("--end", help="last date (inclusive)")] = None,
-) -> None:
-    """Re-score stored sensor readings through the stream's step (a backfill, never alerted)."""
-    from datetime import date as Date
-
-    from spark.jobs.infra_backfill import backfill
-    from spark.session import get_spark
-    from spark.tables import Days
-
-    settings = get_settings()
-    days = Days(Date.fromisoformat(date), Date.fromisoformat(end or date))
-    result = backfill(get_spark(settings), settings, days)
-    typer.echo(
-        f"{settings.infra.backfill_table} {days}: {result['rows']} readings, "
-        f"{result['anomalies']} anomalies (origin backfill, not sent); "
-        f"{result['differ_from_stream']} flags differ from the stream's"
-    )
 
 
 bench_app = typer.Typer(help="Benchmarks: scripts that print figures.", no_args_is_help=True)
@@ -941,17 +857,20 @@ alerts_app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 
-ALERT_USE_CASES = ("infra", "hosts")
-UseCase = Annotated[str, typer.Option(help=f"whose alerts: {', '.join(ALERT_USE_CASES)}")]
+UseCase = Annotated[str, typer.Option(help="whose alerts: a use case (anomalake/usecases/*.yaml)")]
 By = Annotated[str | None, typer.Option(help="who; defaults to the login name")]
 
 
 def _alerts_table(use_case: str) -> str:
-    """The alert-lifecycle table of ``use_case`` (markets keeps one row per fired bar)."""
-    tables = get_settings().lifecycle_alert_tables
+    """The alert-lifecycle table of ``use_case``; one line saying why if it has none."""
+    settings = get_settings()
+    spec = settings.use_case(use_case)
+    tables = settings.lifecycle_alert_tables
     if use_case not in tables:
         raise AnomalakeError(
-            f"unknown use case {use_case!r}", f"use one of {', '.join(ALERT_USE_CASES)}"
+            f"{use_case} keeps one alert row per detection in {spec.alerts_table}, not a "
+            "lifecycle (its spec's alerting.lifecycle)",
+            f"use one of {', '.join(tables)}; read {spec.alerts_table} for {use_case}",
         )
     return tables[use_case]
 

@@ -57,14 +57,14 @@ def run_demo(
     query = start(spark, settings)  # creates the tables on the first run
     landed = table_counts(spark, settings)
     before = landed[m.bronze_table] + landed[m.quarantine_table]
-    report = produce(settings.kafka, settings.kafka.markets_topic, replay_messages(data_dir))
+    report = produce(settings.kafka, settings.markets.topic, replay_messages(data_dir))
     if report.failed:
         query.stop()
         raise AnomalakeError(
             f"{report.failed} of {report.sent} records not delivered",
             "check `anomalake status` and the Kafka log",
         )
-    echo(f"replayed {report.delivered} records to '{settings.kafka.markets_topic}'")
+    echo(f"replayed {report.delivered} records to '{settings.markets.topic}'")
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if query.exception():

@@ -176,3 +176,32 @@ def infra_messages(
             if name != "asset" and text is not None:
                 value[name] = text if name == "timestamp" else _json_value(text)
         yield str(row["asset"]), json.dumps(value, separators=(",", ":")).encode()
+
+
+# The use cases' replay entry points (``entry_points.messages`` in their specs): one
+# signature, so that ``anomalake replay <use case>`` is one command for all of them.
+
+
+def markets_replay(
+    path: Path, speed: float, origin: str, stream: str | None
+) -> Iterator[tuple[str, bytes]]:
+    """Minute-bar exports as Kafka messages; a bar carries no origin (it has no lifecycle)."""
+    del origin, stream
+    return replay_messages(path, speed)
+
+
+def infra_replay(
+    path: Path, speed: float, origin: str, stream: str | None
+) -> Iterator[tuple[str, bytes]]:
+    """SKAB-format runs as Kafka messages (:func:`infra_messages`)."""
+    del stream
+    return infra_messages(path, origin, speed)
+
+
+def hosts_replay(
+    path: Path, speed: float, origin: str, stream: str | None
+) -> Iterator[tuple[str, bytes]]:
+    """ToN-IoT files of the activity ``stream`` as Kafka messages (:func:`host_messages`)."""
+    if stream is None:
+        raise ValueError("hosts replays one activity at a time: name it with --stream")
+    return host_messages(path, stream, speed, origin)

@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from anomalake.usecases.spec import UseCaseSpec
 
 PROFILE_ENV = "ANOMALAKE_PROFILE"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +56,6 @@ class KafkaSettings(BaseModel):
         "topics (Settings.topic_partitions) that `anomalake up` creates",
     )
     replication_factor: int = 1
-    markets_topic: str = "markets.bars"
     alerts_topic: str = "alerts"
     broker_heap: str = "512m"
 
@@ -170,18 +171,20 @@ class RecordLimits(BaseModel):
         )
 
 
-class MarketsSettings(BaseModel):
-    """The markets use case: rule thresholds, lateness, tables and the stream's trigger."""
+class MarketsSettings(UseCaseSpec):
+    """The markets use case (``anomalake/usecases/markets.yaml``): rules, tables, trigger."""
+
+    USE_CASE: ClassVar[str] = "markets"
+
+    bronze_table: str = Field(description="accepted bars, scored")
 
     a1_threshold: float = Field(default=0.005, description="A1: |close move| > this fraction")
     a2_factor: float = Field(default=1.02, description="A2: volume > factor x window mean")
     a2_window_minutes: int = 10
     a2_min_history: int = Field(default=10, description="bars in the window needed for A2")
-    lateness_minutes: int = Field(default=5, description="per-symbol event-time watermark")
     flush_after_seconds: float = Field(
         default=5.0, description="an idle symbol's pending bars are evaluated after this"
     )
-    max_payload_bytes: int = 4096
     limits: RecordLimits = Field(default_factory=RecordLimits)
     trigger_seconds: float = 0.5
     max_offsets_per_trigger: int | None = Field(
@@ -197,12 +200,6 @@ class MarketsSettings(BaseModel):
         description="partitions of the per-symbol state (fixed when the checkpoint is made); "
         "default: the cores of a local master (local, local[N], local[*]), "
         "else spark.shuffle_partitions",
-    )
-    bronze_table: str = "bronze_markets"
-    quarantine_table: str = "quarantine_markets"
-    alerts_table: str = Field(
-        default="alerts_markets",
-        description="one row per bar on which A1 or A2 fired (not yet the alert lifecycle)",
     )
     query_name: str = "markets_speed_layer"
     silver_table: str = "silver_markets"
@@ -235,8 +232,8 @@ class MarketsSettings(BaseModel):
     )
 
 
-class HostsSettings(BaseModel):
-    """The hosts use case: training data of the attack classifiers, model names, promotion.
+class HostsSettings(UseCaseSpec):
+    """The hosts use case (``anomalake/usecases/hosts.yaml``): training data, models, promotion.
 
     The data paths default to ``<home>/data/hosts/nsl-kdd`` (a folder holding
     ``KDDTrain+_20Percent.txt``) and ``<home>/data/hosts/ton-iot`` (ToN-IoT Linux CSVs, or
@@ -244,6 +241,8 @@ class HostsSettings(BaseModel):
     data with ``ANOMALAKE_HOSTS__NSLKDD_PATH=/data/nsl-kdd`` and
     ``ANOMALAKE_HOSTS__TONIOT_PATH=/data/ton-iot/linux`` (see :attr:`Settings.nslkdd_path`).
     """
+
+    USE_CASE: ClassVar[str] = "hosts"
 
     nslkdd_path: Path | None = Field(
         default=None, description="NSL-KDD folder; <home>/data/hosts/nsl-kdd when unset"
@@ -258,10 +257,6 @@ class HostsSettings(BaseModel):
     )
     nslkdd_model: str = Field(
         default="hosts-nslkdd", description="registered model name, after the environment prefix"
-    )
-    toniot_model: str = Field(
-        default="hosts-toniot-{activity}",
-        description="registered model name of a ToN-IoT activity, after the environment prefix",
     )
     promotion_metric: str = Field(
         default="roc_auc", description="a Metrics field compared on the holdout"
@@ -291,14 +286,10 @@ class HostsSettings(BaseModel):
         default=50_000,
         description="records per micro-batch at most: a backlog is read in bounded batches",
     )
-    quarantine_table: str = "quarantine_hosts"
-    alerts_table: str = Field(
-        default="alerts_hosts", description="the alert lifecycle of predicted attacks"
-    )
 
-    def topic(self, activity: str) -> str:
+    def activity_topic(self, activity: str) -> str:
         """Kafka topic of one activity's events (``hosts.process``, ``hosts.memory``)."""
-        return f"hosts.{activity}"
+        return self.topic_of(activity)
 
     def scored_table(self, activity: str) -> str:
         """Delta table of the scored events of one activity."""
@@ -318,7 +309,14 @@ class HostsSettings(BaseModel):
 
     def model_name(self, prefix: str, activity: str) -> str:
         """Registered model the stream scores ``activity`` with (``local-hosts-toniot-process``)."""
-        return prefix + self.toniot_model.format(activity=activity)
+        return prefix + self.toniot_model.format(stream=activity)
+
+    @property
+    def toniot_model(self) -> str:
+        """The registered name of the ToN-IoT models, ``{stream}`` for the activity."""
+        if self.scorer.model is None:
+            raise ValueError("the hosts spec names no model")
+        return self.scorer.model.name
 
 
 SKAB_SENSORS = (
@@ -333,8 +331,8 @@ SKAB_SENSORS = (
 )
 
 
-class InfraSettings(BaseModel):
-    """The infrastructure use case: multivariate sensor readings per asset, detectors, tables.
+class InfraSettings(UseCaseSpec):
+    """The infrastructure use case (``anomalake/usecases/infra.yaml``): sensors per asset.
 
     Readings are ``{"v": 1, "asset", "timestamp", "<sensor>": value, ...}`` on the
     ``infra.sensors`` topic, keyed by asset. The detectors and YAML rules each asset runs
@@ -342,14 +340,13 @@ class InfraSettings(BaseModel):
     ``anomalake/detection/configs/infra.yaml``).
     """
 
-    topic: str = "infra.sensors"
-    sensors: tuple[str, ...] = Field(
-        default=SKAB_SENSORS, description="sensor fields of a reading (SKAB's eight by default)"
-    )
+    USE_CASE: ClassVar[str] = "infra"
+
+    bronze_table: str = Field(description="accepted readings, scored")
+
     detectors_config: Path | None = Field(
-        default=None, description="YAML of detectors, rules and combination; shipped when unset"
+        default=None, description="YAML of detectors, rules and combination; the spec's when unset"
     )
-    max_payload_bytes: int = 4096
     limits: RecordLimits = Field(default_factory=RecordLimits)
     trigger_seconds: float = 1.0
     max_offsets_per_trigger: int | None = Field(
@@ -360,15 +357,15 @@ class InfraSettings(BaseModel):
         default=7 * 86_400.0,
         description="an asset silent this long (processing time) has its state dropped",
     )
-    bronze_table: str = "bronze_infra"
-    quarantine_table: str = "quarantine_infra"
-    alerts_table: str = Field(
-        default="alerts_infra", description="alert lifecycle rows (one open per asset and rule)"
-    )
     backfill_table: str = Field(
         default="backfill_scores_infra", description="scores recomputed by a batch backfill"
     )
     query_name: str = "infra_speed_layer"
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        """The sensor fields of a reading, in the spec's order (SKAB's eight by default)."""
+        return tuple(self.fields)
 
 
 class AlertsSettings(BaseModel):
@@ -445,9 +442,9 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
-    markets: MarketsSettings = Field(default_factory=MarketsSettings)
-    hosts: HostsSettings = Field(default_factory=HostsSettings)
-    infra: InfraSettings = Field(default_factory=InfraSettings)
+    markets: MarketsSettings = Field(default_factory=lambda: MarketsSettings.model_validate({}))
+    hosts: HostsSettings = Field(default_factory=lambda: HostsSettings.model_validate({}))
+    infra: InfraSettings = Field(default_factory=lambda: InfraSettings.model_validate({}))
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     @model_validator(mode="after")
@@ -508,19 +505,42 @@ class Settings(BaseSettings):
     @property
     def topic_partitions(self) -> dict[str, int]:
         """Topics ``anomalake up`` creates -> partitions (use cases', then ``kafka.topics``)."""
-        k = self.kafka
         wanted = {
-            k.markets_topic: 2,
-            k.alerts_topic: 1,
-            self.infra.topic: 2,
-            **{self.hosts.topic(activity): 1 for activity in ("process", "memory")},
+            topic: spec.topic_partitions
+            for spec in self.use_cases.values()
+            for topic in spec.topics()
         }
-        return {**wanted, **k.topics}
+        return {**wanted, self.kafka.alerts_topic: 1, **self.kafka.topics}
+
+    @property
+    def use_cases(self) -> dict[str, UseCaseSpec]:
+        """Every use case's spec by name (its settings section), in the registry's order."""
+        from anomalake.usecases import names
+        from anomalake.usecases.spec import read_declaration
+
+        return {
+            name: getattr(self, name, None) or UseCaseSpec(**read_declaration(name))
+            for name in names()
+        }
+
+    def use_case(self, name: str) -> UseCaseSpec:
+        """The spec (settings section) of use case ``name``; one line naming the others if none."""
+        from anomalake.errors import AnomalakeError
+
+        if name not in self.use_cases:
+            raise AnomalakeError(
+                f"unknown use case {name!r}", f"use one of {', '.join(self.use_cases)}"
+            )
+        return self.use_cases[name]
 
     @property
     def lifecycle_alert_tables(self) -> dict[str, str]:
-        """The alert-lifecycle table of each use case that has one (not markets yet)."""
-        return {"infra": self.infra.alerts_table, "hosts": self.hosts.alerts_table}
+        """The alert-lifecycle table of each use case whose alerts have one (not markets yet)."""
+        return {
+            name: spec.alerts_table
+            for name, spec in self.use_cases.items()
+            if spec.alerting.lifecycle == "per_entity_and_rule"
+        }
 
     @property
     def alerts_outbox(self) -> Path:
@@ -530,9 +550,10 @@ class Settings(BaseSettings):
     @property
     def infra_detectors_config(self) -> Path:
         """The YAML of the infra detectors (``ANOMALAKE_INFRA__DETECTORS_CONFIG``)."""
-        return self.infra.detectors_config or (
-            PROJECT_ROOT / "anomalake" / "detection" / "configs" / "infra.yaml"
-        )
+        declared = self.infra.scorer.detectors
+        if self.infra.detectors_config is None and declared is None:
+            raise ValueError("the infra spec names no detector set")
+        return self.infra.detectors_config or PROJECT_ROOT / str(declared)
 
     @property
     def nslkdd_path(self) -> Path:

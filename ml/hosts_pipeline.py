@@ -92,7 +92,7 @@ def target(
     elif key.startswith(f"{TONIOT}-") and key.split("-", 1)[1] in ("memory", "process"):
         activity = key.split("-", 1)[1]
         base, dataset, default = (
-            h.toniot_model.format(activity=activity),
+            h.toniot_model.format(stream=activity),
             TONIOT,
             settings.toniot_path,
         )

@@ -93,7 +93,7 @@ def rule_params(markets: MarketsSettings) -> MarketRuleParams:
         a2_factor=markets.a2_factor,
         a2_window_minutes=markets.a2_window_minutes,
         a2_min_history=markets.a2_min_history,
-        lateness_minutes=markets.lateness_minutes,
+        lateness_minutes=int(markets.order.lateness_seconds // 60),
     )
 
 

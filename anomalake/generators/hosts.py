@@ -342,3 +342,27 @@ def write_host_files(
         to_export(frame, activity, label_column).to_csv(path, index=False)
         paths[activity] = path
     return paths
+
+
+#: Seconds between two rows of a generated ToN-IoT file.
+ROW_SECONDS = 5
+
+
+def generate(out: Path, entities: int, hours: float, seed: int, faults: bool) -> str:
+    """The use case's generator (``anomalake generate hosts``): ToN-IoT files per host.
+
+    One file per host and activity (``host<N>_<activity>.csv``: the host is the file's
+    stem), a row every 5 s, labelled attacks in the ``label`` column. There are no faults
+    to add: ``faults`` is refused.
+    """
+    if faults:
+        raise ValueError("the hosts generator writes no faulty rows (no --faults)")
+    n_rows = max(1, int(hours * 3600 / ROW_SECONDS))
+    out.mkdir(parents=True, exist_ok=True)
+    for k in range(entities):
+        for activity, path in write_host_files(
+            out / f".host{k + 1}", n_rows, seed=seed + k
+        ).items():
+            path.rename(out / f"host{k + 1}_{activity}.csv")
+        (out / f".host{k + 1}").rmdir()
+    return f"wrote {entities} hosts x {len(FILE_NAMES)} activities ({n_rows} rows each) to {out}"

@@ -203,3 +203,15 @@ def write_infra_files(
             out_dir / "faults.csv", index=False
         )
     return {"files": assets, "rows": rows_written, "episodes": len(labels), "bad_rows": len(faults)}
+
+
+def generate(out: Path, entities: int, hours: float, seed: int, faults: bool) -> str:
+    """The use case's generator (``anomalake generate infra``): one SKAB-format run per asset.
+
+    ``faults`` adds malformed and out-of-order rows (``faults.csv``) to the labelled ones.
+    """
+    counts = write_infra_files(out, assets=entities, hours=hours, seed=seed, bad_rows=faults)
+    return (
+        f"wrote {counts['files']} files ({counts['rows']} rows, {counts['episodes']} labelled "
+        f"faults, {counts['bad_rows']} bad rows) and labels.csv to {out}"
+    )

@@ -21,6 +21,7 @@ Everything is deterministic given ``seed``.
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -235,3 +236,26 @@ def write_market_files(
         out_dir / "faults.csv", index=False
     )
     return paths
+
+
+#: Minutes in one NSE trading session (09:15-15:30), the hours of one generated day.
+SESSION_HOURS = 375 / 60
+
+
+def generate(out: Path, entities: int, hours: float, seed: int, faults: bool) -> str:
+    """The use case's generator (``anomalake generate markets``): ``entities`` symbols.
+
+    ``hours`` of trading are rounded up to whole sessions of 6.25 h, from 2026-01-05.
+    """
+    days = max(1, math.ceil(hours / SESSION_HOURS))
+    paths = write_market_files(
+        out,
+        entities,
+        date(2026, 1, 5),
+        days,
+        seed=seed,
+        faults=FaultRates() if faults else NO_FAULTS,
+    )
+    return (
+        f"wrote {len(paths)} files ({days} trading days each), labels.csv and faults.csv to {out}"
+    )

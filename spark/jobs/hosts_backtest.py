@@ -79,3 +79,16 @@ def backtest(spark: SparkSession, settings: Settings, activity: str, days: Days)
         "changed_vs_stream": int(summary["changed"]),
         "model_versions": sorted(summary["versions"]),
     }
+
+
+def run(spark: SparkSession, settings: Settings, days: Days, stream: str | None = None) -> str:
+    """The use case's backtest (``anomalake backtest hosts --stream A``), in one line."""
+    if stream is None:
+        raise ValueError("hosts backtests one activity at a time: name it with --stream")
+    result = backtest(spark, settings, stream, days)
+    return (
+        f"{settings.hosts.backtest_table(stream)} {days}: {result['rows']} events, "
+        f"{result['predicted_attacks']} predicted attacks by version(s) "
+        f"{', '.join(result['model_versions']) or '-'}; "
+        f"{result['changed_vs_stream']} predictions differ from the stream's"
+    )

@@ -40,3 +40,14 @@ def backfill(spark: SparkSession, settings: Settings, days: Days) -> dict[str, A
         "anomalies": result.where("anomaly").count(),
         "differ_from_stream": compared.where(F.col("anomaly") != F.col("stream_anomaly")).count(),
     }
+
+
+def run(spark: SparkSession, settings: Settings, days: Days, stream: str | None = None) -> str:
+    """The use case's backtest (``anomalake backtest infra``): :func:`backfill`, in one line."""
+    del stream
+    result = backfill(spark, settings, days)
+    return (
+        f"{settings.infra.backfill_table} {days}: {result['rows']} readings, "
+        f"{result['anomalies']} anomalies (origin backfill, not sent); "
+        f"{result['differ_from_stream']} flags differ from the stream's"
+    )

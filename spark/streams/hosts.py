@@ -326,13 +326,17 @@ def ensure_tables(spark: SparkSession, settings: Settings, activity: str) -> Non
         create_if_missing(frame, settings.table_path(table))
 
 
-def start(spark: SparkSession, settings: Settings, activity: str) -> StreamingQuery:
-    """Start the hosts speed layer for ``activity`` on its topic."""
+def start(
+    spark: SparkSession, settings: Settings, activity: str, topic: str | None = None
+) -> StreamingQuery:
+    """Start the hosts speed layer for ``activity`` on ``topic`` (the activity's by default)."""
     from spark.ingest import kafka_stream
 
     h = settings.hosts
     ensure_tables(spark, settings, activity)
-    raw = kafka_stream(spark, settings, h.topic(activity), h.max_offsets_per_trigger)
+    raw = kafka_stream(
+        spark, settings, topic or h.activity_topic(activity), h.max_offsets_per_trigger
+    )
     query = h.query_name(activity)
     return (
         raw.writeStream.queryName(query)

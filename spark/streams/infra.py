@@ -251,14 +251,14 @@ def ensure_tables(spark: SparkSession, settings: Settings) -> None:
         create_if_missing(frame, settings.table_path(table), partition)
 
 
-def start(spark: SparkSession, settings: Settings) -> StreamingQuery:
-    """Start the infra speed layer on the configured topic."""
+def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> StreamingQuery:
+    """Start the infra speed layer on ``topic`` (the configured one by default)."""
     from spark.ingest import kafka_stream
 
     i = settings.infra
     config = load_config(settings)
     ensure_tables(spark, settings)
-    raw = kafka_stream(spark, settings, i.topic, i.max_offsets_per_trigger)
+    raw = kafka_stream(spark, settings, topic or i.topic, i.max_offsets_per_trigger)
     return (
         score_stream(kafka_records(raw), settings, config)
         .writeStream.queryName(i.query_name)

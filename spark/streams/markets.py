@@ -652,9 +652,7 @@ def start(spark: SparkSession, settings: Settings, topic: str | None = None) -> 
 
     m = settings.markets
     ensure_tables(spark, settings)
-    raw = kafka_stream(
-        spark, settings, topic or settings.kafka.markets_topic, m.max_offsets_per_trigger
-    )
+    raw = kafka_stream(spark, settings, topic or settings.markets.topic, m.max_offsets_per_trigger)
     scored = score_bars(
         decode_and_validate(raw, m.max_payload_bytes, m.limits),
         rule_params(m),

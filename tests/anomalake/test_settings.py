@@ -74,7 +74,7 @@ def test_local_kafka_is_plaintext_loopback(tmp_path) -> None:  # type: ignore[no
     s = Settings(profile="local", home=tmp_path)
     assert s.kafka.servers == f"127.0.0.1:{s.kafka.port}"
     assert "kafka.sasl.jaas.config" not in s.kafka.spark_options()
-    assert s.topic_partitions[s.kafka.markets_topic] >= 1
+    assert s.topic_partitions[s.markets.topic] >= 1
 
 
 def test_markets_state_partitions_follow_the_local_cores_unless_set(tmp_path) -> None:  # type: ignore[no-untyped-def]

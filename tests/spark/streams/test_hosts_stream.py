@@ -73,7 +73,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
         name = first["model_name"]
         assert first["decision"]["promoted"] is True
 
-        topic = h.topic("process")
+        topic = h.activity_topic("process")
         bad = [
             ("web-1", b"not json"),
             ("web-1", json.dumps({"v": 1, "host": "web-1", "ts": "soon"}).encode()),

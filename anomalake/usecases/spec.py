@@ -1,0 +1,221 @@
+"""What a use case declares: its records, entities, time, order, scorer, alerts and tables.
+
+A use case is one YAML file in this package (``markets.yaml``, ``infra.yaml``,
+``hosts.yaml``), validated by :class:`UseCaseSpec` when it is read. Its settings section
+(``Settings.markets``, ...) *is* that spec: the file gives the defaults, and the
+environment may override any field (``ANOMALAKE_INFRA__TOPIC=...``), as for every other
+setting. The code a use case brings besides (its loader, generator, replay messages and
+per-entity step) is named in ``entry_points`` and looked up by the one registry of use
+cases (:mod:`anomalake.usecases`), which the CLI's per-use-case verbs are generated from.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SPEC_DIR = Path(__file__).resolve().parent
+
+
+class FieldSpec(BaseModel):
+    """One field of a record: its type, unit, and the range it must fall in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["float", "int", "string", "timestamp"]
+    unit: str | None = None
+    required: bool = True
+    min: float | None = Field(default=None, description="smallest value accepted")
+    max: float | None = Field(default=None, description="largest value accepted")
+    min_exclusive: float | None = Field(default=None, description="values must be above this")
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _range_is_numeric(self) -> FieldSpec:
+        bounded = (self.min, self.max, self.min_exclusive) != (None, None, None)
+        if bounded and self.type not in ("float", "int"):
+            raise ValueError(f"a {self.type} field has no numeric range")
+        return self
+
+
+class EventTime(BaseModel):
+    """Which field holds the event time, and how it is written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    format: Literal["iso8601", "unix_seconds"] = "iso8601"
+    timezone: str = Field(default="UTC", description="of times written without an offset")
+
+
+class Ordering(BaseModel):
+    """What an entity's records may do to event-time order.
+
+    ``reorder``: records are held until ``lateness_seconds`` of newer event time has been
+    seen, then taken in event-time order (later ones are quarantined as late);
+    ``strictly_increasing``: a record not after its entity's last one is quarantined;
+    ``unordered``: each record is scored on its own, in arrival order.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: Literal["reorder", "strictly_increasing", "unordered"]
+    lateness_seconds: float = 0.0
+
+    @model_validator(mode="after")
+    def _lateness_only_when_reordering(self) -> Ordering:
+        if self.lateness_seconds and self.policy != "reorder":
+            raise ValueError("lateness_seconds applies to the reorder policy only")
+        if self.lateness_seconds < 0:
+            raise ValueError("lateness_seconds must not be negative")
+        return self
+
+
+class ModelScorer(BaseModel):
+    """A registered model scoring each record (``models:/<prefix><name>@<alias>``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="registered name after the environment prefix; {stream} ok")
+    alias: str = "champion"
+    features: str = Field(description="entry point turning typed records into model input")
+
+
+class Scorer(BaseModel):
+    """How an entity's records are scored: detectors and rules of the one registry, a model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    detectors: str | None = Field(
+        default=None,
+        description="a detector-set YAML (detectors, filters, rules, combination), relative "
+        "to the project root",
+    )
+    rules: tuple[str, ...] = Field(default=(), description="rule kinds evaluated per entity")
+    model: ModelScorer | None = None
+
+    @model_validator(mode="after")
+    def _scores_something(self) -> Scorer:
+        if self.detectors is None and not self.rules and self.model is None:
+            raise ValueError("a scorer needs detectors, rules or a model")
+        return self
+
+
+class AlertPolicy(BaseModel):
+    """What a detection becomes and who hears of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lifecycle: Literal["per_entity_and_rule", "per_detection"] = Field(
+        default="per_entity_and_rule",
+        description="per_entity_and_rule: one open alert per entity and rule (escalated, "
+        "acknowledged, resolved); per_detection: one row per detection (markets, until its "
+        "lifecycle is cheap enough for its rate)",
+    )
+    channels: tuple[Literal["topic", "webhook", "email"], ...] = ("topic",)
+    notify: str = Field(default="operators", description="who the people channels reach")
+
+
+class EntryPoints(BaseModel):
+    """The code a use case brings, as ``module:attribute``; the rest is the generic layer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    generate: str | None = Field(default=None, description="writes files with ground truth")
+    messages: str = Field(description="reads files into Kafka (key, value) messages")
+    stream: str = Field(description="starts the speed layer's query")
+    backtest: str | None = Field(
+        default=None, description="re-scores stored records with the stream's step"
+    )
+
+
+class UseCaseSpec(BaseModel):
+    """A use case's declaration: every use case's settings section derives from this.
+
+    Built from ``<name>.yaml`` in this package, then from what is given (the environment):
+    a field given wins over the file.
+    """
+
+    name: str
+    description: str = ""
+    topic: str = Field(description="Kafka topic of its records; {stream} names a stream's own")
+    streams: tuple[str, ...] = Field(
+        default=(), description="streams of one use case that differ in layout (hosts' activities)"
+    )
+    entity: str = Field(description="the field naming the entity a record is about")
+    event_time: EventTime
+    order: Ordering
+    topic_partitions: int = Field(default=1, description="partitions `anomalake up` creates")
+    schema_version: int = 1
+    max_payload_bytes: int = 4096
+    fields: dict[str, FieldSpec] = Field(
+        default_factory=dict, description="the record's measured fields"
+    )
+    scorer: Scorer
+    alerting: AlertPolicy = Field(default_factory=AlertPolicy)
+    entry_points: EntryPoints
+    bronze_table: str | None = Field(default=None, description="accepted, scored records")
+    quarantine_table: str
+    alerts_table: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _declared_defaults(cls, data: Any) -> Any:
+        """The use case's YAML under what is given (a field given wins)."""
+        name = getattr(cls, "USE_CASE", None)
+        if name is None or not isinstance(data, dict):
+            return data
+        declared = read_declaration(name)
+        unknown = sorted(set(declared) - set(UseCaseSpec.model_fields))
+        if unknown:
+            raise ValueError(f"{spec_path(name)}: unknown keys {', '.join(unknown)}")
+        return _merged(declared, data)
+
+    def topic_of(self, stream: str | None = None) -> str:
+        """The topic of ``stream`` (hosts' ``hosts.process``), or the use case's one topic."""
+        if "{stream}" not in self.topic:
+            return self.topic
+        if stream not in self.streams:
+            raise ValueError(f"{self.name} has streams {', '.join(self.streams)}, not {stream!r}")
+        return self.topic.format(stream=stream)
+
+    def topics(self) -> tuple[str, ...]:
+        """Every topic the use case reads."""
+        if "{stream}" not in self.topic:
+            return (self.topic,)
+        return tuple(self.topic_of(s) for s in self.streams)
+
+
+def _merged(declared: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` over ``declared``, mapping by mapping (one nested key overrides one key)."""
+    out = dict(declared)
+    for key, value in given.items():
+        below = out.get(key)
+        both = isinstance(below, dict) and isinstance(value, dict)
+        out[key] = _merged(below, value) if both else value  # type: ignore[arg-type]
+    return out
+
+
+def spec_path(name: str) -> Path:
+    """The YAML file declaring use case ``name``."""
+    return SPEC_DIR / f"{name}.yaml"
+
+
+def read_declaration(name: str) -> dict[str, Any]:
+    """The raw mapping of ``<name>.yaml`` (validated by whoever builds the spec)."""
+    return dict(_read(name))
+
+
+@lru_cache(maxsize=32)
+def _read(name: str) -> dict[str, Any]:
+    path = spec_path(name)
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path} does not declare a use case (not a mapping)")
+    if loaded.get("name") != name:
+        raise ValueError(f"{path} declares {loaded.get('name')!r}, not {name!r}")
+    return loaded
