@@ -232,8 +232,9 @@ def _register_use_case(name: str, declared: dict[str, Any]) -> None:
 
         settings, spec, chosen = _use_case(name, stream)
         do_install(settings)
-        start = _entry_point(spec, "stream")
-        query = start(get_spark(settings), settings, *([chosen] if chosen else []), topic=topic)
+        from spark.streams.speed import start
+
+        query = start(get_spark(settings), settings, name, stream=chosen, topic=topic)
         tables = ", ".join(
             t for t in (spec.bronze_table, spec.quarantine_table, spec.alerts_table) if t
         )

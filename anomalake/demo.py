@@ -42,7 +42,7 @@ def run_demo(
     from pyspark.sql import functions as F
 
     from spark.session import get_spark
-    from spark.streams.markets import start
+    from spark.streams.speed import start
 
     install(settings)
     stack.up(settings, echo=echo)
@@ -54,7 +54,7 @@ def run_demo(
         data_dir, n_symbols, start_day, days, seed=start_day.toordinal(), faults=FaultRates()
     )
     echo(f"generated {len(files)} symbol files with labels and faults in {data_dir}")
-    query = start(spark, settings)  # creates the tables on the first run
+    query = start(spark, settings, "markets")  # creates the tables on the first run
     landed = table_counts(spark, settings)
     before = landed[m.bronze_table] + landed[m.quarantine_table]
     report = produce(settings.kafka, settings.markets.topic, replay_messages(data_dir))

@@ -134,49 +134,10 @@ class AirflowSettings(BaseModel):
     sql_alchemy_conn: str | None = Field(default=None, description="SQLite under home when unset")
 
 
-class RecordLimits(BaseModel):
-    """What a record may hold before it is quarantined instead of reaching an entity's state.
-
-    Each use case has its own (``ANOMALAKE_MARKETS__LIMITS__MAX_FUTURE_SECONDS``, ...).
-    """
-
-    max_future_seconds: float = Field(
-        default=86_400.0,
-        description="an event time later than the record's Kafka timestamp by more than this "
-        "is quarantined: one reading dated 2100 would otherwise hold its entity's "
-        "event-time order (and watermark) there for good",
-    )
-    min_event_time: str = Field(
-        default="1970-01-01T00:00:00Z", description="earliest event time accepted (ISO 8601)"
-    )
-    max_event_time: str = Field(
-        default="2200-01-01T00:00:00Z",
-        description="latest event time accepted, whatever the Kafka timestamp",
-    )
-    max_abs_value: float = Field(
-        default=1e12, description="a measurement of larger magnitude is quarantined"
-    )
-    entity_pattern: str = Field(
-        default=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$",
-        description="an entity id (symbol, asset, host) must match this",
-    )
-
-    def event_time_bounds(self) -> tuple[float, float]:
-        """The accepted event-time range in Unix seconds."""
-        from datetime import datetime
-
-        return tuple(  # type: ignore[return-value]
-            datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
-            for t in (self.min_event_time, self.max_event_time)
-        )
-
-
 class MarketsSettings(UseCaseSpec):
     """The markets use case (``anomalake/usecases/markets.yaml``): rules, tables, trigger."""
 
     USE_CASE: ClassVar[str] = "markets"
-
-    bronze_table: str = Field(description="accepted bars, scored")
 
     a1_threshold: float = Field(default=0.005, description="A1: |close move| > this fraction")
     a2_factor: float = Field(default=1.02, description="A2: volume > factor x window mean")
@@ -185,23 +146,6 @@ class MarketsSettings(UseCaseSpec):
     flush_after_seconds: float = Field(
         default=5.0, description="an idle symbol's pending bars are evaluated after this"
     )
-    limits: RecordLimits = Field(default_factory=RecordLimits)
-    trigger_seconds: float = 0.5
-    max_offsets_per_trigger: int | None = Field(
-        default=200_000,
-        description="records per micro-batch at most: a backlog is read in bounded batches",
-    )
-    state_ttl_seconds: float = Field(
-        default=7 * 86_400.0,
-        description="a symbol silent this long (processing time) has its state dropped",
-    )
-    state_partitions: int | None = Field(
-        default=None,
-        description="partitions of the per-symbol state (fixed when the checkpoint is made); "
-        "default: the cores of a local master (local, local[N], local[*]), "
-        "else spark.shuffle_partitions",
-    )
-    query_name: str = "markets_speed_layer"
     silver_table: str = "silver_markets"
     gaps_table: str = "gaps_markets"
     batch_anomalies_table: str = "batch_anomalies_markets"
@@ -274,18 +218,6 @@ class HostsSettings(UseCaseSpec):
     min_training_rows: int = Field(
         default=1000, description="fewer rows than this fail the training-data quality gate"
     )
-    window_minutes: int = Field(
-        default=5, description="event-time window of the per-host attack counts"
-    )
-    model_refresh_seconds: float = Field(
-        default=30.0, description="how often the stream re-checks the champion alias"
-    )
-    trigger_seconds: float = 1.0
-    limits: RecordLimits = Field(default_factory=RecordLimits)
-    max_offsets_per_trigger: int | None = Field(
-        default=50_000,
-        description="records per micro-batch at most: a backlog is read in bounded batches",
-    )
 
     def activity_topic(self, activity: str) -> str:
         """Kafka topic of one activity's events (``hosts.process``, ``hosts.memory``)."""
@@ -293,19 +225,19 @@ class HostsSettings(UseCaseSpec):
 
     def scored_table(self, activity: str) -> str:
         """Delta table of the scored events of one activity."""
-        return f"scored_hosts_{activity}"
+        return self.named(self.bronze_table, activity)
 
     def backtest_table(self, activity: str) -> str:
         """Delta table of stored events re-scored by a backtest."""
         return f"backtest_hosts_{activity}"
 
-    def counts_table(self, activity: str) -> str:
+    def activity_counts_table(self, activity: str) -> str:
         """Delta table of events and predicted attacks per host and window."""
-        return f"attack_counts_hosts_{activity}"
+        return self.named(str(self.counts_table), activity)
 
-    def query_name(self, activity: str) -> str:
+    def activity_query_name(self, activity: str) -> str:
         """Name (and checkpoint folder) of one activity's streaming query."""
-        return f"hosts_{activity}_speed_layer"
+        return self.named(self.query_name, activity)
 
     def model_name(self, prefix: str, activity: str) -> str:
         """Registered model the stream scores ``activity`` with (``local-hosts-toniot-process``)."""
@@ -342,25 +274,12 @@ class InfraSettings(UseCaseSpec):
 
     USE_CASE: ClassVar[str] = "infra"
 
-    bronze_table: str = Field(description="accepted readings, scored")
-
     detectors_config: Path | None = Field(
         default=None, description="YAML of detectors, rules and combination; the spec's when unset"
-    )
-    limits: RecordLimits = Field(default_factory=RecordLimits)
-    trigger_seconds: float = 1.0
-    max_offsets_per_trigger: int | None = Field(
-        default=50_000,
-        description="records per micro-batch at most: a backlog is read in bounded batches",
-    )
-    state_ttl_seconds: float = Field(
-        default=7 * 86_400.0,
-        description="an asset silent this long (processing time) has its state dropped",
     )
     backfill_table: str = Field(
         default="backfill_scores_infra", description="scores recomputed by a batch backfill"
     )
-    query_name: str = "infra_speed_layer"
 
     @property
     def sensors(self) -> tuple[str, ...]:
@@ -468,13 +387,17 @@ class Settings(BaseSettings):
 
     @property
     def markets_state_partitions(self) -> int:
-        """Partitions of the markets speed layer's state store.
+        """Partitions of the markets speed layer's state store."""
+        return self.state_partitions(self.markets)
+
+    def state_partitions(self, spec: UseCaseSpec) -> int:
+        """Partitions of a speed layer's state store (``spec.state_partitions`` if set).
 
         On one machine, one per core: each is a task per micro-batch, and more tasks than
         cores only queue (batches took 2.1 s with 4 partitions on 2 cores, 1.3-1.7 s with 2).
         """
-        if self.markets.state_partitions:
-            return self.markets.state_partitions
+        if spec.state_partitions:
+            return spec.state_partitions
         return self.local_cores or self.spark.shuffle_partitions
 
     @property

@@ -122,12 +122,12 @@ def sustained_rate(
     spark: Any, settings: Settings, topic: str, expected: int, max_offsets: int = 50000
 ) -> dict[str, float]:
     """The speed layer over a pre-loaded topic: rows/s over batches after the first."""
-    from spark.streams.markets import start
+    from spark.streams.speed import start
 
     s = settings.with_markets_query(
         f"sustained_{uuid.uuid4().hex[:6]}", max_offsets_per_trigger=max_offsets
     )
-    query = start(spark, s, topic)
+    query = start(spark, s, "markets", topic=topic)
     run_until(query, lambda: sum(p["numInputRows"] for p in query.recentProgress) >= expected, 900)
     progress = [p for p in query.recentProgress if p["numInputRows"] > 0]
     query.stop()
@@ -179,11 +179,11 @@ def latency(
     """
     from pyspark.sql import functions as F
 
-    from spark.streams.markets import start
+    from spark.streams.speed import start
 
     s = settings.with_markets_query(f"latency_{uuid.uuid4().hex[:6]}", trigger_seconds=0.0)
     topic = new_topic(s, 2)
-    query = start(spark, s, topic)
+    query = start(spark, s, "markets", topic=topic)
     n_warm, n = int(rate * warmup_seconds), int(rate * seconds)
     if n_warm + n > len(messages):
         raise ValueError(f"{n_warm + n} bars needed, {len(messages)} generated")

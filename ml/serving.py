@@ -140,3 +140,19 @@ def champion(tracking_uri: str, name: str, refresh_seconds: float = 30.0) -> Cha
     if key not in _CHAMPIONS:
         _CHAMPIONS[key] = ChampionModel(tracking_uri, name, refresh_seconds)
     return _CHAMPIONS[key]
+
+
+class ChampionScorer:
+    """Scores typed rows with this process's champion of ``name``: a step's model.
+
+    Picklable (three strings and a number): the speed layer hands it to the per-entity
+    step, which runs in the Spark workers; each worker loads the champion once
+    (:func:`champion`) and re-checks the alias every ``refresh_seconds``.
+    """
+
+    def __init__(self, tracking_uri: str, name: str, refresh_seconds: float = 30.0) -> None:
+        self.tracking_uri, self.name, self.refresh_seconds = tracking_uri, name, refresh_seconds
+
+    def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The rows' scores by the current champion (:meth:`ChampionModel.score`)."""
+        return champion(self.tracking_uri, self.name, self.refresh_seconds).score(rows)

@@ -66,13 +66,13 @@ def land_to_delta(
     return writer.start(settings.table_path(table))
 
 
-def bronze_rows(scored: DataFrame) -> DataFrame:
+def bronze_rows(scored: DataFrame, event_time: str = "event_time") -> DataFrame:
     """A speed layer's accepted rows (no ``reason``) with their event date and ingestion time.
 
     ``ingested_at`` is the micro-batch's time when ``scored`` carries it (the time the sink
     started the batch, :func:`spark.tables.with_batch_columns`, whose columns are dropped
     here), else the time the rows are written.
     """
-    landed = {"event_date": F.to_date("event_time"), "ingested_at": batch_time(scored)}
+    landed = {"event_date": F.to_date(event_time), "ingested_at": batch_time(scored)}
     dropped = ("reason", "raw_value", BATCH_ID, BATCH_TIME)  # (absent ones are ignored)
     return scored.where(F.col("reason").isNull()).withColumns(landed).drop(*dropped)

@@ -1,7 +1,8 @@
 """Rules A1 and A2 over minute bars, evaluated incrementally per symbol.
 
 The one implementation of the rules: the speed layer calls it from Spark's state store
-(``spark.streams.markets``), and batch recomputation and replay call the same functions.
+(``spark.streams.speed`` with ``anomalake.speed.markets``), and batch recomputation and
+replay call the same functions.
 
 Definitions (every number is a :class:`MarketRuleParams` field, set from settings):
 

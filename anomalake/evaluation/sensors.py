@@ -1,7 +1,7 @@
 """The infra detector set over labelled SKAB-format runs, through the speed layer's own step.
 
 Each file is replayed offline (:func:`anomalake.replay.infra_messages` then
-:func:`spark.streams.infra.score_messages`: the producer's messages and the stream's
+:func:`anomalake.speed.infra.score_messages`: the producer's messages and the stream's
 per-asset function, no Kafka or Spark), and the readings flagged as anomalies are compared
 with the file's ``anomaly`` column: point metrics and event metrics (an event is a run of
 labelled rows; delay from its first row to the first flag inside it).

@@ -238,16 +238,12 @@ def write_market_files(
     return paths
 
 
-#: Minutes in one NSE trading session (09:15-15:30), the hours of one generated day.
-SESSION_HOURS = 375 / 60
-
-
 def generate(out: Path, entities: int, hours: float, seed: int, faults: bool) -> str:
     """The use case's generator (``anomalake generate markets``): ``entities`` symbols.
 
     ``hours`` of trading are rounded up to whole sessions of 6.25 h, from 2026-01-05.
     """
-    days = max(1, math.ceil(hours / SESSION_HOURS))
+    days = max(1, math.ceil(hours * 60 / SESSION_MINUTES))
     paths = write_market_files(
         out,
         entities,

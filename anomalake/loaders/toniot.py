@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from anomalake.errors import AnomalakeError
-from anomalake.settings import RecordLimits
+from anomalake.usecases.spec import RecordLimits
 
 KEYS: tuple[str, ...] = ("ts", "PID")
 LABEL_ALIASES: tuple[str, ...] = ("label", "attack")

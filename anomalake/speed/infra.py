@@ -1,9 +1,9 @@
 """The infra use case's per-asset step, without an engine: parse, validate, score.
 
-The speed layer (``spark.streams.infra``) calls :func:`score_records` per asset from
-Spark's state store, the backfill calls :func:`score_readings` over stored readings, and
-offline replay and evaluation call :func:`score_messages` — one step, so one set of
-scores.
+The generic speed layer (``spark.streams.speed``) calls :class:`InfraStep` (that is,
+:func:`guarded_records`) per asset from Spark's state store, the backfill calls
+:func:`score_readings` over stored readings, and offline replay and evaluation call
+:func:`score_messages` — one step, so one set of scores.
 """
 
 from __future__ import annotations
@@ -20,24 +20,28 @@ import pandas as pd
 
 from anomalake.detection.detector_set import DetectorSet, DetectorSetConfig
 from anomalake.producer import SCHEMA_VERSION
-from anomalake.settings import RecordLimits, Settings
+from anomalake.settings import Settings
 from anomalake.speed.guard import failure_reason, guarded
 from anomalake.speed.records import KAFKA_COLUMNS, ORIGINS
+from anomalake.speed.step import KAFKA_OUTPUT, Detections, EntityStep, columns
+from anomalake.usecases.spec import RecordLimits
 
-#: The columns of a scored (or rejected) record, in the stream's output order.
-COLUMNS = (
-    "asset",
-    "event_time",
-    "values",
-    "origin",
-    "score",
-    "scores",
-    "anomaly",
-    "rules",
-    "reason",
-    "raw_value",
-    *KAFKA_COLUMNS,
+#: A scored (or rejected) reading, in the stream's output order, with its types.
+SCORED = columns(
+    ("asset", "string"),
+    ("event_time", "timestamp"),
+    ("values", "array<double>"),
+    ("origin", "string"),
+    ("score", "double"),
+    ("scores", "map<string,double>"),
+    ("anomaly", "boolean"),
+    ("rules", "array<string>"),
+    ("reason", "string"),
+    ("raw_value", "string"),
+    *KAFKA_OUTPUT,
 )
+#: The columns of a scored (or rejected) record, in the stream's output order.
+COLUMNS = tuple(c.name for c in SCORED)
 
 
 @dataclass
@@ -340,3 +344,71 @@ def score_messages(
 def load_config(settings: Settings) -> DetectorSetConfig:
     """The detector set every asset runs, from the configured YAML."""
     return DetectorSetConfig.from_file(settings.infra_detectors_config, settings.infra.sensors)
+
+
+class InfraStep(EntityStep):
+    """The detector set per asset (:func:`guarded_records`); a silent asset's state is dropped.
+
+    Records are grouped by their Kafka key (the asset): a record whose key and asset
+    differ is quarantined, so one asset's readings never reach another's detectors.
+    """
+
+    entity = "asset"
+    group_by = "key"
+    columns = SCORED
+
+    def __init__(
+        self,
+        config: DetectorSetConfig,
+        sensors: tuple[str, ...],
+        max_payload_bytes: int,
+        limits: RecordLimits | None,
+        ttl_ms: int | None,
+    ) -> None:
+        self.config = config
+        self.sensors = sensors
+        self.max_payload_bytes = max_payload_bytes
+        self.limits = limits
+        self.ttl_ms = ttl_ms
+        self.detections = Detections(
+            score="score",
+            anomaly="anomaly",
+            rules="rules",
+            rule_severity={r.name: r.severity for r in config.rules},
+            details=("score", "scores", "values", "topic", "partition", "offset"),
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, stream: str | None = None, model: Any = None
+    ) -> InfraStep:
+        """The step the infra spec (its detector set, sensors, limits) describes."""
+        del stream, model
+        i = settings.infra
+        return cls(
+            load_config(settings),
+            i.sensors,
+            i.max_payload_bytes,
+            i.limits,
+            int(i.state_ttl_seconds * 1000),
+        )
+
+    def run(
+        self, stored: str | None, records: pd.DataFrame, *, keyed: bool, flush: bool = False
+    ) -> tuple[str | None, pd.DataFrame]:
+        """:func:`guarded_records` from the stored state (nothing is held back to flush)."""
+        del flush
+        state, out = guarded_records(
+            stored,
+            self.config,
+            records,
+            self.sensors,
+            self.max_payload_bytes,
+            self.limits,
+            keyed=keyed,
+        )
+        return (state.to_json() if state is not None else None), out
+
+    def timeout_ms(self) -> int | None:
+        """An asset silent for the state TTL is dropped."""
+        return self.ttl_ms

@@ -21,6 +21,43 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SPEC_DIR = Path(__file__).resolve().parent
 
 
+class RecordLimits(BaseModel):
+    """What a record may hold before it is quarantined instead of reaching an entity's state.
+
+    Each use case has its own (``ANOMALAKE_MARKETS__LIMITS__MAX_FUTURE_SECONDS``, ...).
+    """
+
+    max_future_seconds: float = Field(
+        default=86_400.0,
+        description="an event time later than the record's Kafka timestamp by more than this "
+        "is quarantined: one reading dated 2100 would otherwise hold its entity's "
+        "event-time order (and watermark) there for good",
+    )
+    min_event_time: str = Field(
+        default="1970-01-01T00:00:00Z", description="earliest event time accepted (ISO 8601)"
+    )
+    max_event_time: str = Field(
+        default="2200-01-01T00:00:00Z",
+        description="latest event time accepted, whatever the Kafka timestamp",
+    )
+    max_abs_value: float = Field(
+        default=1e12, description="a measurement of larger magnitude is quarantined"
+    )
+    entity_pattern: str = Field(
+        default=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$",
+        description="an entity id (symbol, asset, host) must match this",
+    )
+
+    def event_time_bounds(self) -> tuple[float, float]:
+        """The accepted event-time range in Unix seconds."""
+        from datetime import datetime
+
+        return tuple(  # type: ignore[return-value]
+            datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+            for t in (self.min_event_time, self.max_event_time)
+        )
+
+
 class FieldSpec(BaseModel):
     """One field of a record: its type, unit, and the range it must fall in."""
 
@@ -127,7 +164,10 @@ class EntryPoints(BaseModel):
 
     generate: str | None = Field(default=None, description="writes files with ground truth")
     messages: str = Field(description="reads files into Kafka (key, value) messages")
-    stream: str = Field(description="starts the speed layer's query")
+    step: str = Field(
+        description="the per-entity step class the generic speed layer runs "
+        "(anomalake.speed.step.EntityStep, built by its from_settings)"
+    )
     backtest: str | None = Field(
         default=None, description="re-scores stored records with the stream's step"
     )
@@ -158,9 +198,35 @@ class UseCaseSpec(BaseModel):
     scorer: Scorer
     alerting: AlertPolicy = Field(default_factory=AlertPolicy)
     entry_points: EntryPoints
-    bronze_table: str | None = Field(default=None, description="accepted, scored records")
+    bronze_table: str = Field(description="accepted, scored records; {stream} ok")
     quarantine_table: str
     alerts_table: str
+    counts_table: str | None = Field(
+        default=None,
+        description="records, anomalies and the highest score per entity and event-time "
+        "window (counts_window_minutes), kept up to date by the stream; {stream} ok",
+    )
+    counts_window_minutes: int = 5
+    query_name: str = Field(description="the streaming query and its checkpoint; {stream} ok")
+    limits: RecordLimits = Field(default_factory=RecordLimits)
+    model_refresh_seconds: float = Field(
+        default=30.0, description="how often the stream re-checks the model's alias"
+    )
+    trigger_seconds: float = Field(default=1.0, description="the stream's micro-batch interval")
+    max_offsets_per_trigger: int | None = Field(
+        default=50_000,
+        description="records per micro-batch at most: a backlog is read in bounded batches",
+    )
+    state_ttl_seconds: float = Field(
+        default=7 * 86_400.0,
+        description="an entity silent this long (processing time) has its state dropped",
+    )
+    state_partitions: int | None = Field(
+        default=None,
+        description="partitions of the per-entity state (fixed when the checkpoint is made); "
+        "default: the cores of a local master (local, local[N], local[*]), "
+        "else spark.shuffle_partitions",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -177,11 +243,15 @@ class UseCaseSpec(BaseModel):
 
     def topic_of(self, stream: str | None = None) -> str:
         """The topic of ``stream`` (hosts' ``hosts.process``), or the use case's one topic."""
-        if "{stream}" not in self.topic:
-            return self.topic
+        return self.named(self.topic, stream)
+
+    def named(self, template: str, stream: str | None = None) -> str:
+        """``template`` (a table or query name) for ``stream``: ``{stream}`` filled in."""
+        if "{stream}" not in template:
+            return template
         if stream not in self.streams:
             raise ValueError(f"{self.name} has streams {', '.join(self.streams)}, not {stream!r}")
-        return self.topic.format(stream=stream)
+        return template.format(stream=stream)
 
     def topics(self) -> tuple[str, ...]:
         """Every topic the use case reads."""

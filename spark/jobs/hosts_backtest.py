@@ -2,9 +2,10 @@
 
 Events already in the scored table are turned back into the records the speed layer
 reads (JSON values, as :func:`anomalake.replay.host_messages` sends them) and go through
-the very same :func:`spark.streams.hosts.score_frame`, so a backtest cannot drift from
-the stream. Results replace the date range in ``backtest_hosts_<activity>``, with the
-model version that scored them and the prediction the stream made at the time.
+the very same step (:class:`anomalake.speed.hosts.HostsStep`, by
+:func:`spark.streams.speed.score_batch`), so a backtest cannot drift from the stream.
+Results replace the date range in ``backtest_hosts_<activity>``, with the model version
+that scored them and the prediction the stream made at the time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from anomalake.settings import Settings
-from spark.streams.hosts import score_frame
+from spark.streams.speed import score_batch, step_for
 from spark.tables import Days, read_table, replace_days
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def as_records(events: DataFrame, activity: str) -> DataFrame:
-    """Stored events of ``activity`` -> Kafka-shaped records (``value`` JSON, topic, ...)."""
+    """Stored events of ``activity`` -> Kafka-shaped records (``raw_value`` JSON, key, ...)."""
     from anomalake.loaders.toniot import LAYOUTS
 
     fields = [
@@ -35,7 +36,12 @@ def as_records(events: DataFrame, activity: str) -> DataFrame:
         F.col("label").cast("string").alias("label"),
     ]
     return events.select(
-        F.to_json(F.struct(*fields)).alias("value"), "topic", "partition", "offset"
+        F.to_json(F.struct(*fields)).alias("raw_value"),
+        F.col("host").alias("key"),
+        "topic",
+        "partition",
+        "offset",
+        F.lit(None).cast("timestamp").alias("kafka_timestamp"),
     )
 
 
@@ -47,9 +53,9 @@ def backtest(spark: SparkSession, settings: Settings, activity: str, days: Days)
     )
     keys = ["topic", "partition", "offset"]
     rescored = (
-        score_frame(as_records(stored, activity), settings, activity)
+        score_batch(as_records(stored, activity), step_for(settings, h, activity))
         .where(F.col("reason").isNull())
-        .drop("reason", "raw_value")
+        .drop("reason", "raw_value", "key", "kafka_timestamp")
         .join(
             stored.select(
                 *keys,

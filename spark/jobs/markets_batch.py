@@ -1,8 +1,10 @@
 """Batch views of the markets data: silver bars, gaps, recomputed rules, reconciliation.
 
 Transforms of DataFrames, reusing the speed layer's own functions: validation is
-``decode_and_validate`` and the rules are ``anomalake.detection.markets`` (through
-``make_state_function``), so a batch recomputation cannot drift from the stream.
+:func:`spark.streams.speed.decode_and_validate` of the markets spec and the rules are the
+stream's own step (:class:`anomalake.speed.markets.MarketsStep`, by
+:func:`spark.streams.speed.score_batch`), so a batch recomputation cannot drift from the
+stream.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from anomalake.detection.markets import MarketRuleParams
 from anomalake.loaders.markets import EXCHANGE_TIMEZONE, market_files, read_raw_rows
 from anomalake.replay import to_message
 from anomalake.settings import Settings
-from spark.streams.markets import VALIDATED, decode_and_validate, score_batch
+from anomalake.speed.markets import BAR_FIELDS, MarketsStep
+from spark.streams.speed import accepted_rows, decode_and_validate, quarantine_rows, score_batch
 from spark.tables import Days, read_table, read_table_or_empty, replace_days
 
 KAFKA_RECORD = (
@@ -43,7 +46,13 @@ def trade_date(event_time: str = "event_time") -> F.Column:
 
 
 def silver_bars(validated: DataFrame) -> DataFrame:
-    """Valid bars, one per (symbol, minute): the first to arrive (lowest partition, offset)."""
+    """Valid bars, one per (symbol, minute): the first to arrive (lowest partition, offset).
+
+    Bars decoded but not yet through the step get their minute here.
+    """
+    if "minute" not in validated.columns:
+        minute = F.floor(F.unix_timestamp("event_time") / 60).cast("long")
+        validated = validated.withColumn("minute", minute)
     first = Window.partitionBy("symbol", "minute").orderBy("partition", "offset")
     return (
         validated.where(F.col("reason").isNull())
@@ -79,8 +88,8 @@ def recompute_rules(silver: DataFrame, params: MarketRuleParams) -> DataFrame:
             "reason": F.lit(None).cast("string"),
             "raw_value": F.lit(None).cast("string"),
         }
-    ).select(*VALIDATED.fieldNames())
-    return score_batch(columns, params)
+    ).select(*BAR_FIELDS)
+    return score_batch(columns, MarketsStep(params, flush_after_ms=0, ttl_ms=0))
 
 
 def fired(scored: DataFrame) -> DataFrame:
@@ -223,7 +232,7 @@ def silver_from_bronze(bronze: DataFrame) -> DataFrame:
                 "reason": F.lit(None).cast("string"),
                 "raw_value": F.lit(None).cast("string"),
             }
-        ).select(*VALIDATED.fieldNames())
+        ).select(*BAR_FIELDS)
     )
 
 
@@ -294,19 +303,15 @@ def load_files_to_bronze(spark: SparkSession, settings: Settings, path: Path) ->
     rows previously loaded from the same files are replaced, so loading again changes
     nothing. Anomalies found here are not alerted: the batch layer recomputes them.
     """
-    from anomalake.detection.markets import rule_params
-    from spark.ingest import bronze_rows
-    from spark.streams.markets import quarantine_rows
-
     m = settings.markets
     topics = ", ".join("'" + f"file:{f.name}".replace("'", "''") + "'" for f in market_files(path))
     same_files = f"topic IN ({topics})"
-    validated = decode_and_validate(file_records(spark, path), m.max_payload_bytes, m.limits)
-    scored = score_batch(validated, rule_params(m)).persist()
+    step = MarketsStep.from_settings(settings)
+    scored = score_batch(decode_and_validate(file_records(spark, path), m), step).persist()
     try:
         for rows, table, partition in (
-            (bronze_rows(scored), m.bronze_table, "event_date"),
-            (quarantine_rows(scored), m.quarantine_table, None),
+            (accepted_rows(scored, step), m.bronze_table, "event_date"),
+            (quarantine_rows(scored, step), m.quarantine_table, None),
         ):
             writer = rows.write.format("delta").mode("overwrite").option("replaceWhere", same_files)
             if partition:

@@ -88,10 +88,10 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     import mlflow
     from pyspark.sql import functions as F
 
-    from anomalake.detection.markets import rule_params
     from anomalake.generators.markets import FaultRates, write_market_files
+    from anomalake.speed.markets import MarketsStep
     from spark.jobs.markets_batch import file_records, load_files_to_bronze
-    from spark.streams.markets import alert_rows, decode_and_validate, score_batch
+    from spark.streams.speed import decode_and_validate, detection_rows, score_batch
 
     started = pd.Timestamp.now(tz="UTC")
     m = settings.markets
@@ -101,10 +101,9 @@ def test_markets_batch_dag_builds_every_table_idempotently_and_stops_on_bad_data
     loaded = load_files_to_bronze(spark, settings, tmp_path)
     assert loaded["quarantine"] > 0
     # The alerts the speed layer would have raised on the same records.
-    scored = score_batch(
-        decode_and_validate(file_records(spark, tmp_path), 4096), rule_params(m)
-    ).cache()
-    alert_rows(scored, 0).write.format("delta").mode("overwrite").save(
+    step = MarketsStep.from_settings(settings)
+    scored = score_batch(decode_and_validate(file_records(spark, tmp_path), m), step).cache()
+    detection_rows(scored, step, 0).write.format("delta").mode("overwrite").save(
         settings.table_path(m.alerts_table)
     )
 

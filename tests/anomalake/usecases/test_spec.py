@@ -102,10 +102,12 @@ def test_a_new_use_case_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                 "scorer": {"detectors": "lines.yaml"},
                 "entry_points": {
                     "messages": "anomalake.replay:infra_replay",
-                    "stream": "spark.streams.infra:start",
+                    "step": "anomalake.speed.infra:InfraStep",
                 },
+                "bronze_table": "bronze_lines",
                 "quarantine_table": "quarantine_lines",
                 "alerts_table": "alerts_lines",
+                "query_name": "lines_speed_layer",
             }
         )
     )

@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from anomalake.detection.markets import MarketRuleParams
 from anomalake.generators.markets import FaultRates, write_market_files
 from anomalake.replay import replay_messages
+from anomalake.settings import load_settings
 from spark.jobs.markets_batch import (
     fired,
     gaps,
@@ -17,13 +18,13 @@ from spark.jobs.markets_batch import (
     records_as_kafka_rows,
     silver_bars,
 )
-from spark.streams.markets import decode_and_validate
+from spark.streams.speed import decode_and_validate
 from tests.spark.streams.reference import reference_anomalies
 
 
 def _silver(spark, data: Path):  # type: ignore[no-untyped-def]
     raw = records_as_kafka_rows(spark, list(replay_messages(data)))
-    return silver_bars(decode_and_validate(raw, 4096)).cache()
+    return silver_bars(decode_and_validate(raw, load_settings().markets)).cache()
 
 
 def test_batch_recomputation_uses_the_stream_rules_and_matches_the_reference(

@@ -52,7 +52,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
     from anomalake.stack import Mlflow
     from ml.hosts_pipeline import retrain_toniot
     from ml.registry import CHAMPION
-    from spark.streams.hosts import start
+    from spark.streams.speed import start
 
     s = kafka.model_copy(
         update={
@@ -79,7 +79,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
             ("web-1", json.dumps({"v": 1, "host": "web-1", "ts": "soon"}).encode()),
         ]
         produce(s.kafka, topic, [*_events(tmp_path, "web-1", 150, 5), *bad])
-        query = start(spark, s, "process")
+        query = start(spark, s, "hosts", "process")
         read = lambda table: spark.read.format("delta").load(s.table_path(table))  # noqa: E731
 
         def scored_rows() -> int:
@@ -97,7 +97,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
 
         def counted() -> tuple[int, int] | None:
             """the window counts merged for all 150 events"""
-            sums = read(h.counts_table("process")).agg(F.sum("events"), F.sum("predicted_attacks"))
+            sums = read(h.activity_counts_table("process")).agg(F.sum("events"), F.sum("anomalies"))
             row = tuple(sums.first())
             return row if row[0] == 150 else None
 
@@ -166,3 +166,99 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
         if query is not None:
             query.stop()
         server.down()
+
+
+def test_kill_9_neither_loses_nor_duplicates_events_or_detections(  # type: ignore[no-untyped-def]
+    spark, kafka: Settings, mlflow_server: str, tmp_path: Path
+) -> None:
+    """SIGKILL ``anomalake stream hosts`` twice mid-stream, then let it finish.
+
+    Every event lands once (scored or quarantined), and every predicted attack is folded
+    into the alert lifecycle exactly once: the alerts' detections equal the predictions.
+    """
+    import os
+    import uuid
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from anomalake.generators.hosts import write_host_files
+    from anomalake.producer import produce
+    from ml.hosts_pipeline import retrain_toniot
+    from tests.spark.streams.crash import kill_repeatedly, run_to_completion
+
+    name = f"hosts_{uuid.uuid4().hex[:6]}"
+    topic = f"{name}.process"
+    admin = AdminClient(kafka.kafka.client_config())
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result()
+    write_host_files(tmp_path / "train", 1500, seed=1, activities=("process",))
+    # a champion to score with (promoted now, or already there from another test)
+    retrain_toniot(kafka, tmp_path / "train", "process", figures=False)
+    bad = [("web-1", b"not json"), ("db-1", b'{"v": 1, "host": "db-1", "ts": "soon"}')]
+    messages = [
+        *_events(tmp_path, "web-1", 300, 5),
+        *bad,
+        *_events(tmp_path, "db-1", 300, 6),
+        *_events(tmp_path, "cache-1", 300, 7),
+    ]
+    report = produce(kafka.kafka, topic, messages)
+    assert report.failed == 0
+    tables = {
+        "bronze": f"{name}_scored_{{stream}}",
+        "quarantine": f"{name}_quarantine",
+        "alerts": f"{name}_alerts",
+        "counts": f"{name}_counts_{{stream}}",
+        "query": f"{name}_{{stream}}",
+    }
+    env = {
+        **os.environ,
+        "ANOMALAKE_HOSTS__TOPIC": f"{name}.{{stream}}",
+        "ANOMALAKE_HOSTS__BRONZE_TABLE": tables["bronze"],
+        "ANOMALAKE_HOSTS__QUARANTINE_TABLE": tables["quarantine"],
+        "ANOMALAKE_HOSTS__ALERTS_TABLE": tables["alerts"],
+        "ANOMALAKE_HOSTS__COUNTS_TABLE": tables["counts"],
+        "ANOMALAKE_HOSTS__QUERY_NAME": tables["query"],
+        "ANOMALAKE_HOSTS__MAX_OFFSETS_PER_TRIGGER": "100",
+        "ANOMALAKE_HOSTS__TRIGGER_SECONDS": "0.5",
+        "ANOMALAKE_SPARK__DRIVER_MEMORY": "1g",
+    }
+    scored_table = kafka.table_path(tables["bronze"].format(stream="process"))
+    quarantine_table = kafka.table_path(tables["quarantine"])
+    alerts_table = kafka.table_path(tables["alerts"])
+
+    def read(path: str):  # type: ignore[no-untyped-def]
+        return spark.read.format("delta").load(path)
+
+    def landed() -> int:
+        paths = (scored_table, quarantine_table)
+        if not all(DeltaTable.isDeltaTable(spark, p) for p in paths):
+            return 0
+        return sum(read(p).count() for p in paths)
+
+    def folded() -> int:
+        if not DeltaTable.isDeltaTable(spark, alerts_table):
+            return -1
+        return int(read(alerts_table).agg(F.sum("detections")).first()[0] or 0)
+
+    def predicted() -> int:
+        return int(read(scored_table).where("prediction").count())
+
+    log = tmp_path / "stream.log"
+    args = ["stream", "hosts", "--stream", "process"]
+    checkpoint = Path(kafka.checkpoint_path(tables["query"].format(stream="process")))
+    kills = kill_repeatedly(args, env, checkpoint, log, kills=2, seed=20261207)
+    run_to_completion(
+        args, env, log, lambda: landed() >= report.delivered and folded() == predicted()
+    )
+
+    scored, quarantine = read(scored_table), read(quarantine_table)
+    coords = scored.select("topic", "partition", "offset").unionByName(
+        quarantine.select("topic", "partition", "offset")
+    )
+    assert coords.count() == coords.distinct().count() == report.delivered, json.dumps(kills)
+    assert quarantine.count() == 2
+    assert scored.where(F.col("model_version").isNull()).count() == 0
+    assert folded() == predicted(), json.dumps(kills)
+    counts = read(kafka.table_path(tables["counts"].format(stream="process")))
+    assert counts.agg(F.sum("events")).first()[0] == 900

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 
 from anomalake.settings import SKAB_SENSORS, get_settings
-from anomalake.speed.infra import AssetState, load_config
-from spark.streams.infra import make_state_function
+from anomalake.speed.infra import AssetState, InfraStep, load_config
+from spark.streams.speed import state_function
 from tests.spark.streams.fake_state import FakeGroupState
 
 
@@ -28,7 +28,7 @@ def _records(seconds: range) -> pd.DataFrame:
 def test_an_asset_silent_for_the_ttl_has_its_state_dropped() -> None:
     s = get_settings()
     config = load_config(s)
-    step = make_state_function(config, SKAB_SENSORS, 4096, s.infra.limits, ttl_ms=60_000)
+    step = state_function(InfraStep(config, SKAB_SENSORS, 4096, s.infra.limits, ttl_ms=60_000))
     state = FakeGroupState()
     (out,) = step(("p1",), iter([_records(range(3))]), state)
     assert out["reason"].isna().all() and state.timeout_ms == 60_000

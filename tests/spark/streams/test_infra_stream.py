@@ -92,7 +92,7 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     from anomalake.alerts.delivery import DeliveryWorker, Outbox, channels_from_settings
     from anomalake.speed.infra import load_config, score_messages
     from spark.jobs.infra_backfill import backfill
-    from spark.streams.infra import start
+    from spark.streams.speed import start
     from spark.tables import Days
 
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
@@ -107,7 +107,7 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     assert report.failed == 0
     worker = DeliveryWorker(Outbox.from_settings(s), channels_from_settings(s), 0.2)
     worker.start()
-    query = start(spark, s)
+    query = start(spark, s, "infra")
 
     def landed() -> int:
         from delta.tables import DeltaTable
@@ -195,8 +195,8 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(  # type: ignore[no-unt
     """
     from pyspark.sql import functions as F
 
-    from anomalake.speed.infra import load_config, score_messages
-    from spark.streams.infra import detections
+    from anomalake.speed.infra import InfraStep, load_config, score_messages
+    from spark.streams.speed import detections
     from tests.spark.streams.crash import kill_repeatedly, run_to_completion
 
     s = _isolated(kafka, tmp_path, webhook="")
@@ -239,7 +239,7 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(  # type: ignore[no-unt
     def expected_detections() -> int:
         found = detections(
             table(i.bronze_table).withColumn("reason", F.lit(None).cast("string")),
-            config,
+            InfraStep.from_settings(s),
             s.alerts.severity_cuts,
         )
         return int(found.count())
@@ -251,7 +251,7 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(  # type: ignore[no-unt
             return 0
         return int(table(i.alerts_table).agg(F.sum("detections")).first()[0] or 0)
 
-    # the alerts are written after bronze in a batch: stop once the last batch has ended
+    # stop once the last batch has landed and its detections are folded
     run_to_completion(
         args,
         env,

@@ -14,13 +14,15 @@ from anomalake.detection.markets import MarketRuleParams, SymbolState
 from anomalake.generators.markets import FaultRates, write_market_files
 from anomalake.loaders.markets import market_files
 from anomalake.replay import interleave
-from spark.streams.markets import (
+from anomalake.speed.markets import (
     IDLE,
     SCORED,
     SCORED_DTYPES,
-    make_state_function,
+    MarketsStep,
+    guarded_arrivals,
     score_arrivals,
 )
+from spark.streams.speed import state_function
 from tests.spark.streams.fake_state import FakeGroupState
 from tests.spark.streams.reference import reference_anomalies
 
@@ -67,7 +69,7 @@ def validated_records(path: Path) -> pd.DataFrame:
 
 def stream(records: pd.DataFrame, sizes: Iterator[int], params: MarketRuleParams) -> pd.DataFrame:
     """Micro-batches of ``sizes`` records through the state function, then a timeout each."""
-    step = make_state_function(params, flush_after_ms=2000, ttl_ms=60_000)
+    step = state_function(MarketsStep(params, flush_after_ms=2000, ttl_ms=60_000))
     states: dict[str, FakeGroupState] = {}
     out: list[pd.DataFrame] = []
     start = 0
@@ -85,7 +87,7 @@ def stream(records: pd.DataFrame, sizes: Iterator[int], params: MarketRuleParams
         assert state.get[0].startswith(IDLE) and state.timeout_ms == 60_000
         assert SymbolState.from_json(state.get[0][len(IDLE) :]).pending_count == 0
     for frame in out:
-        assert list(frame.columns) == SCORED.fieldNames()
+        assert list(frame.columns) == [c.name for c in SCORED]
         assert list(frame.dtypes) == list(SCORED_DTYPES.values())
         assert len(frame)
     return pd.concat(out, ignore_index=True)
@@ -220,8 +222,6 @@ def _validated_bars(closes: list[float], volumes: list[float]) -> pd.DataFrame:
 
 def test_a_bar_the_rules_cannot_take_is_quarantined_and_leaves_the_state_as_it_was() -> None:
     """A volume beyond int64 reached the step as null (validation let it through): it raised."""
-    from spark.streams.markets import guarded_arrivals
-
     first = FIRST_MINUTE
     # Spark hands a null long over as NaN
     records = _validated_bars([1.0, 1.01, 1.0, 1.2], [5.0, np.nan, 5.0, 5.0])
@@ -265,7 +265,7 @@ def test_a_batch_the_step_raises_on_is_taken_record_by_record() -> None:
 
 
 def test_a_symbol_silent_for_the_ttl_has_its_state_dropped_and_one_heard_from_keeps_it() -> None:
-    step = make_state_function(MarketRuleParams(), flush_after_ms=2000, ttl_ms=60_000)
+    step = state_function(MarketsStep(MarketRuleParams(), flush_after_ms=2000, ttl_ms=60_000))
     first = FIRST_MINUTE
     bar = _validated_bars([1.0], [5.0])
     state = FakeGroupState()

@@ -79,7 +79,7 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
     spark,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    from spark.streams.markets import start
+    from spark.streams.speed import start
 
     data = tmp_path / "bars"
     write_market_files(
@@ -96,7 +96,7 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
     topic = _new_topic(s)
     report = produce(s.kafka, topic, replay_messages(data))
     assert report.failed == 0
-    query = start(spark, s, topic)
+    query = start(spark, s, "markets", topic=topic)
     try:
         deadline = time.monotonic() + 300
         while _landed(spark, s) < report.delivered and time.monotonic() < deadline:

@@ -53,7 +53,7 @@ def _bar(minute: int, **changes: object) -> bytes:
 MARKET_POISON: dict[bytes, str] = {
     _bar(90, volume=2**63): "volume out of range",
     _bar(90, volume=int("9" * 400)): "bad type for volume",
-    _bar(90, close=1e308): "price out of range",
+    _bar(90, close=1e308): "close out of range",
     _bar(90, timestamp="0001-01-01T00:00:00Z"): "event time out of range",
     _bar(90, timestamp="9999-12-31T00:00:00Z"): "event time out of range",
     _bar(90, timestamp="2100-02-02T09:15:00+05:30"): "event time in the future",
@@ -62,6 +62,7 @@ MARKET_POISON: dict[bytes, str] = {
     _bar(90, close=[1, 2]): "bad type for close",
     b'{"v": 1, "symbol": "ABC", "close": "\xff\xfe"}': "invalid UTF-8",
     b"[" * 3000: "malformed JSON",
+    b'{"v": 1, "symbol": "ABC", "symbol": "XYZ"}': "duplicate field in the JSON object",
 }
 
 
@@ -89,7 +90,7 @@ def _check_quarantine(rows: list[dict[str, Any]], poison: dict[bytes, str]) -> N
 
 
 def test_poison_between_bars_leaves_the_markets_stream_running(kafka: Settings, spark) -> None:  # type: ignore[no-untyped-def]
-    from spark.streams.markets import start
+    from spark.streams.speed import start
 
     name = f"poison_markets_{uuid.uuid4().hex[:6]}"
     s = kafka.with_markets_query(name, flush_after_seconds=1.0)
@@ -97,7 +98,7 @@ def test_poison_between_bars_leaves_the_markets_stream_running(kafka: Settings, 
     good = [_bar(m) for m in range(60)]
     # poison in the middle of the bars, in its own micro-batches and mixed in one
     first = [("ABC", v) for v in good[:30]] + [("ABC", v) for v in MARKET_POISON]
-    query = start(spark, s, topic)
+    query = start(spark, s, "markets", topic=topic)
     try:
         assert produce(s.kafka, topic, first).failed == 0
         m = s.markets
@@ -150,7 +151,7 @@ def test_poison_between_readings_leaves_the_infra_stream_running(  # type: ignor
     kafka: Settings, spark, tmp_path: Path
 ) -> None:
     from anomalake.speed.infra import load_config, score_messages
-    from spark.streams.infra import start
+    from spark.streams.speed import start
 
     name = f"poison_infra_{uuid.uuid4().hex[:6]}"
     topic = _topic(kafka, name)
@@ -169,7 +170,7 @@ def test_poison_between_readings_leaves_the_infra_stream_running(  # type: ignor
     good = [_reading(t) for t in range(600)]
     messages = [("p1", v) for v in good[:300]] + [("p1", v) for v in INFRA_POISON]
     messages += [("p1", v) for v in good[300:]]
-    query = start(spark, s)
+    query = start(spark, s, "infra")
     try:
         assert produce(s.kafka, topic, messages).failed == 0
         _wait_landed(spark, s, (infra.bronze_table, infra.quarantine_table), len(messages), query)

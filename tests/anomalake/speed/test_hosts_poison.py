@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anomalake.loaders.toniot import LAYOUTS, TEXT_COLUMNS
-from spark.streams.hosts import type_and_score
+from anomalake.speed.hosts import type_and_score
 
 ACTIVITY = "process"
 
@@ -26,7 +26,12 @@ def _score(typed: pd.DataFrame) -> pd.DataFrame:
 
 def _batch(values: list[str | None]) -> pd.DataFrame:
     return pd.DataFrame(
-        {"value": values, "topic": "hosts.process", "partition": 0, "offset": range(len(values))}
+        {
+            "raw_value": values,
+            "topic": "hosts.process",
+            "partition": 0,
+            "offset": range(len(values)),
+        }
     )
 
 

@@ -1,0 +1,188 @@
+"""The generic speed layer: decode from a spec, detections of any step, a new use case."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from anomalake.detection.markets import MarketRuleParams
+from anomalake.settings import load_settings
+from anomalake.speed.hosts import HostsStep
+from anomalake.speed.markets import MarketsStep
+from anomalake.speed.step import KAFKA_OUTPUT, Detections, EntityStep, columns
+from anomalake.usecases.spec import UseCaseSpec
+from spark.streams.speed import (
+    decode_and_validate,
+    detection_rows,
+    detections,
+    score_batch,
+    struct,
+)
+
+KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+NOW = datetime(2026, 3, 9, 12, 0)
+
+#: A use case none of the code knows: line speeds per production line, Unix-seconds times.
+LINES = UseCaseSpec.model_validate(
+    {
+        "name": "lines",
+        "topic": "lines.speed",
+        "entity": "line",
+        "event_time": {"field": "t", "format": "unix_seconds"},
+        "order": {"policy": "strictly_increasing"},
+        "fields": {
+            "speed": {"type": "float", "unit": "m/s", "min": 0, "max": 40},
+            "batch": {"type": "int", "required": False, "min": 1},
+            "operator": {"type": "string", "required": False},
+        },
+        "scorer": {"rules": ["too_fast"]},
+        "entry_points": {"messages": "x:y", "step": "x:y"},
+        "bronze_table": "bronze_lines",
+        "quarantine_table": "quarantine_lines",
+        "alerts_table": "alerts_lines",
+        "query_name": "lines_speed_layer",
+    }
+)
+
+
+class TooFast(EntityStep):
+    """A new use case's whole step: a line is too fast when it speeds up by more than 10 m/s."""
+
+    entity = "line"
+    group_by = "line"
+    decoded = True
+    columns = columns(
+        ("line", "string"),
+        ("event_time", "timestamp"),
+        ("speed", "double"),
+        ("jump", "boolean"),
+        ("reason", "string"),
+        ("raw_value", "string"),
+        *KAFKA_OUTPUT,
+    )
+    detections = Detections(score=None, flags={"too_fast": "jump"}, details=("speed",))
+
+    def run(
+        self, stored: str | None, records: pd.DataFrame, *, keyed: bool, flush: bool = False
+    ) -> tuple[str | None, pd.DataFrame]:
+        """Each valid record against the line's last speed (the state)."""
+        last = json.loads(stored) if stored else None
+        rows = []
+        for r in records.sort_values("offset").to_dict("records"):
+            jump = None
+            if r["reason"] is None and keyed:
+                jump = last is not None and r["speed"] - last > 10
+                last = r["speed"]
+            rows.append({**r, "jump": jump})
+        frame = pd.DataFrame(rows, columns=self.names)
+        return json.dumps(last), frame
+
+
+def _raw(spark: Any, values: list[object]) -> Any:
+    rows = [
+        (b"L1", v if isinstance(v, bytes) else json.dumps(v).encode(), "lines.speed", 0, i, NOW)
+        for i, v in enumerate(values)
+    ]
+    return spark.createDataFrame(rows, KAFKA)
+
+
+def test_a_new_use_case_is_a_spec_and_a_step(spark: Any) -> None:
+    """Decoded from its declaration, scored per entity, detections by the generic layer."""
+    t0 = 1_773_050_000  # 2026-03-09 09:53:20 UTC
+    values: list[object] = [
+        {"v": 1, "line": "L1", "t": t0, "speed": 3.0, "batch": 7, "operator": "ann"},
+        {"v": 1, "line": "L1", "t": t0 + 1, "speed": 15.5},
+        {"v": 1, "line": "L1", "t": t0 + 2, "speed": 41},
+        {"v": 1, "line": "L1", "t": t0 + 3, "speed": -1},
+        {"v": 1, "line": "L1", "t": t0 + 4, "speed": 5, "batch": 0},
+        {"v": 1, "line": "L1", "t": "soon", "speed": 5},
+        {"v": 1, "t": t0 + 5, "speed": 5},
+        {"v": 1, "line": "L1", "t": t0 * 1000, "speed": 5},
+        b'{"v": 1, "line": "L1", "t": 1773050010, "speed": 5, "speed": 6}',
+        {"v": 1, "line": "L1", "t": t0 + 6, "speed": 4.0},
+    ]
+    decoded = decode_and_validate(_raw(spark, values), LINES)
+    assert decoded.columns[:5] == ["line", "event_time", "speed", "batch", "operator"]
+    rows = {r["offset"]: r for r in decoded.collect()}
+    assert rows[0]["reason"] is None and rows[0]["batch"] == 7 and rows[0]["operator"] == "ann"
+    assert rows[0]["event_time"] == datetime(2026, 3, 9, 9, 53, 20)
+    assert rows[2]["reason"] == "speed must be <= 40: 41"
+    assert rows[3]["reason"] == "speed must be >= 0: -1"
+    assert rows[4]["reason"] == "batch must be >= 1: 0"
+    assert "unparsable timestamp: 'soon'" in rows[5]["reason"]
+    assert rows[6]["reason"] == "missing field line"
+    assert "event time out of range" in rows[7]["reason"]  # milliseconds, not seconds
+    assert rows[8]["reason"] == "duplicate field in the JSON object"
+    assert rows[9]["reason"] is None
+
+    step = TooFast()
+    scored = score_batch(decoded, step)
+    assert sorted(r["offset"] for r in scored.collect()) == list(range(len(values)))
+    (found,) = detections(scored, step, (0.9, 0.99, 0.999)).collect()
+    assert (found["entity"], found["rule"], found["origin"]) == ("L1", "too_fast", "live")
+    assert json.loads(found["details"]) == {"speed": 15.5}
+    (row,) = detection_rows(scored, step, 3).collect()
+    expected = hashlib.sha256(b"L1|2026-03-09 09:53:21").hexdigest()[:32]
+    assert (row["alert_id"], row["rules"], row["batch_id"]) == (expected, ["too_fast"], 3)
+
+
+def test_markets_rules_fire_as_rows_keyed_by_symbol_and_minute(spark: Any) -> None:
+    markets = load_settings().markets
+    bars = [
+        {
+            "v": 1,
+            "symbol": "ABC",
+            "timestamp": f"2026-01-05 09:{15 + m:02d}:00+05:30",
+            "open": 10,
+            "high": 11,
+            "low": 9,
+            "close": 10 + (m == 12),  # +10 % at minute 12: A1
+            "volume": 1000 * (1 + 4 * (m == 14)),  # 5x at minute 14: A2
+        }
+        for m in range(16)
+    ]
+    rows = [(b"ABC", json.dumps(b).encode(), "t", 0, i, NOW) for i, b in enumerate(bars)]
+    raw = spark.createDataFrame(rows, KAFKA)
+    step = MarketsStep(MarketRuleParams(), flush_after_ms=0, ttl_ms=0)
+    scored = score_batch(decode_and_validate(raw, markets), step)
+    alerts = {r["event_time"].minute: r for r in detection_rows(scored, step, 0).collect()}
+    # 09:27 IST = 03:57 UTC jumps (A1), 09:28 falls back (A1), 09:29 trades 5x (A2)
+    assert {m: r["rules"] for m, r in alerts.items()} == {57: ["A1"], 58: ["A1"], 59: ["A2"]}
+    minute = alerts[59]["event_time"].timestamp() // 60
+    assert alerts[59]["alert_id"] == hashlib.sha256(f"ABC|{int(minute)}".encode()).hexdigest()[:32]
+    assert alerts[59]["volume_ratio"] == pytest.approx(5.0)
+
+
+def test_hosts_predictions_are_detections_of_their_activity(spark: Any) -> None:
+    def model(typed: pd.DataFrame) -> pd.DataFrame:
+        attack = typed["PID"] == 666
+        return pd.DataFrame(
+            {
+                "score": attack.map({True: 0.97, False: 0.1}),
+                "prediction": attack,
+                "model_name": "m",
+                "model_version": "4",
+            },
+            index=typed.index,
+        )
+
+    step = HostsStep("process", model, None)
+    from anomalake.loaders.toniot import LAYOUTS
+
+    def event(pid: int) -> bytes:
+        doc = {"v": 1, "host": "db-1", "ts": 1_700_000_000 + pid, "PID": pid, "label": 0}
+        return json.dumps(doc | dict.fromkeys(LAYOUTS["process"], "1")).encode()
+
+    rows = [(b"db-1", event(p), "hosts.process", 0, i, NOW) for i, p in enumerate([1, 666, 2])]
+    from spark.streams.speed import kafka_records
+
+    scored = score_batch(kafka_records(spark.createDataFrame(rows, KAFKA)), step)
+    assert scored.schema == struct(step.columns)
+    (found,) = detections(scored, step, (0.9, 0.99, 0.999)).collect()
+    assert (found["entity"], found["rule"], found["score"]) == ("db-1", "process_attack", 0.97)
+    assert json.loads(found["details"])["model_version"] == "4"
