@@ -151,6 +151,7 @@ class HostsStep(EntityStep):
     entity = "host"
     event_time = "ts"
     stateful = False
+    orders = ("unordered",)
 
     def __init__(self, activity: str, score: Scorer, limits: RecordLimits | None) -> None:
         self.activity = activity

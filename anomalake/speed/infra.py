@@ -355,6 +355,7 @@ class InfraStep(EntityStep):
 
     entity = "asset"
     group_by = "key"
+    orders = ("strictly_increasing",)
     columns = SCORED
 
     def __init__(

@@ -255,6 +255,7 @@ class MarketsStep(EntityStep):
     entity = "symbol"
     group_by = "symbol"
     decoded = True
+    orders = ("reorder",)
     columns = SCORED
     detections = Detections(
         flags={"A1": "a1", "A2": "a2"},

@@ -112,6 +112,8 @@ class EntityStep(ABC):
     decoded: ClassVar[bool] = False
     #: False: the step keeps no state between micro-batches (it is never stored).
     stateful: ClassVar[bool] = True
+    #: The ordering policies (``order.policy`` of a spec) the step implements.
+    orders: ClassVar[tuple[str, ...]] = ()
     columns: tuple[Column, ...]
     detections: Detections
 

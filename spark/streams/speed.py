@@ -48,6 +48,7 @@ from pyspark.sql.types import (
 )
 
 from anomalake.alerts.lifecycle import score_of_severity
+from anomalake.errors import AnomalakeError
 from anomalake.settings import Settings
 from anomalake.speed.records import KAFKA_COLUMNS
 from anomalake.speed.step import Column, EntityStep
@@ -97,6 +98,12 @@ def step_for(settings: Settings, spec: UseCaseSpec, stream: str | None = None) -
     """
     module, _, name = spec.entry_points.step.partition(":")
     step_class = getattr(importlib.import_module(module), name)
+    if spec.order.policy not in step_class.orders:
+        raise AnomalakeError(
+            f"{spec.name} declares order {spec.order.policy!r}; its step {name} implements "
+            f"{', '.join(step_class.orders) or 'none'}",
+            f"set {spec.name}'s order.policy to one of those, or give it a step that reorders",
+        )
     model = None
     if spec.scorer.model is not None:
         from ml.serving import ChampionScorer

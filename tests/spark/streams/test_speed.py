@@ -56,6 +56,7 @@ class TooFast(EntityStep):
     entity = "line"
     group_by = "line"
     decoded = True
+    orders = ("strictly_increasing",)
     columns = columns(
         ("line", "string"),
         ("event_time", "timestamp"),
@@ -186,3 +187,16 @@ def test_hosts_predictions_are_detections_of_their_activity(spark: Any) -> None:
     (found,) = detections(scored, step, (0.9, 0.99, 0.999)).collect()
     assert (found["entity"], found["rule"], found["score"]) == ("db-1", "process_attack", 0.97)
     assert json.loads(found["details"])["model_version"] == "4"
+
+
+def test_a_spec_whose_order_its_step_does_not_implement_is_refused() -> None:
+    from anomalake.errors import AnomalakeError
+    from spark.streams.speed import step_for
+
+    settings = load_settings()
+    reordered = settings.infra.model_copy(
+        update={"order": settings.infra.order.model_copy(update={"policy": "reorder"})}
+    )
+    with pytest.raises(AnomalakeError, match="declares order 'reorder'; its step InfraStep"):
+        step_for(settings, reordered)
+    assert step_for(settings, settings.infra).orders == ("strictly_increasing",)
