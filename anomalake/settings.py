@@ -331,6 +331,11 @@ class SparkSettings(BaseModel):
     shuffle_partitions: int = 4
     driver_memory: str = "2g"
     ui_enabled: bool = False
+    state_store: Literal["rocksdb", "hdfs"] = Field(
+        default="rocksdb",
+        description="where streaming state lives: RocksDB (off the JVM heap, changelog "
+        "checkpoints) or Spark's default in-memory map; fixed in a checkpoint when made",
+    )
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
 

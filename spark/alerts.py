@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -426,11 +426,23 @@ class Lifecycle:
     crash between Kafka's acknowledgement and the outbox marking it sent.
     """
 
-    def __init__(self, settings: Settings, table: str, use_case: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        table: str,
+        use_case: str,
+        channels: Collection[str] | None = None,
+    ) -> None:
+        """``channels``: the people channels this use case's alerts may take (all if None)."""
         from anomalake.alerts.delivery import Outbox, channels_from_settings
 
         self.settings, self.table, self.use_case = settings, table, use_case
-        self.channels = channels_from_settings(settings)
+        configured = channels_from_settings(settings)
+        self.channels = {
+            name: channel
+            for name, channel in configured.items()
+            if channels is None or name in channels
+        }
         self.outbox = Outbox.from_settings(settings)
 
     def _queue(self, alerts: list[dict[str, Any]]) -> None:

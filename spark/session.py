@@ -42,6 +42,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         # A single machine: Delta's snapshot reconstruction needs no 50 partitions.
         conf["spark.databricks.delta.snapshotPartitions"] = "2"
+    if s.state_store == "rocksdb":
+        conf.update(ROCKSDB_STATE)
     conf.update(s.extra_conf)
     if needs_local_fs(settings):
         # after the settings' own class path; their own file systems win
@@ -50,6 +52,18 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         conf.update({k: v for k, v in LOCAL_FILE_SYSTEM.items() if k not in s.extra_conf})
     return conf
 
+
+ROCKSDB_STATE = {
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+    # each commit uploads the changes, not a snapshot of the whole store
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+}
+"""Per-entity state in RocksDB: a query's state is bounded by disk, not the driver's heap.
+
+A query keeps the provider its checkpoint was made with (Spark records it in the offset
+log), so a checkpoint made before runs on as it was."""
 
 CLASS_PATH = "spark.driver.extraClassPath"
 LOCAL_FILE_SYSTEM = {

@@ -88,7 +88,13 @@ class MarketRuleParams:
 
 
 def rule_params(markets: MarketsSettings) -> MarketRuleParams:
-    """The rule parameters named in settings."""
+    """The rule parameters named in settings (the lateness: the spec's, in whole minutes)."""
+    lateness = markets.order.lateness_seconds
+    if lateness % 60:
+        raise ValueError(
+            f"markets.order.lateness_seconds must be whole minutes (the rules count in "
+            f"minutes), not {lateness:g}"
+        )
     return MarketRuleParams(
         a1_threshold=markets.a1_threshold,
         a2_factor=markets.a2_factor,

@@ -213,7 +213,8 @@ def _row(
 ) -> dict[str, Any]:
     base = {
         "asset": reading.asset if reading else None,
-        "event_time": pd.Timestamp(reading.t, unit="s") if reading else None,
+        # to the microsecond, rounded (Arrow would truncate): the stored time reads back as t
+        "event_time": pd.Timestamp(round(reading.t * 1e6), unit="us") if reading else None,
         "values": reading.values if reading else None,
         "origin": reading.origin if reading else None,
         "score": None,

@@ -153,8 +153,26 @@ class AlertPolicy(BaseModel):
         "acknowledged, resolved); per_detection: one row per detection (markets, until its "
         "lifecycle is cheap enough for its rate)",
     )
-    channels: tuple[Literal["topic", "webhook", "email"], ...] = ("topic",)
+    channels: tuple[Literal["topic", "webhook", "email"], ...] = Field(
+        default=("topic",),
+        description="where alerts go: the alerts topic always; webhook and e-mail when "
+        "listed here and configured (ANOMALAKE_ALERTS__WEBHOOK_URL, __SMTP_HOST)",
+    )
     notify: str = Field(default="operators", description="who the people channels reach")
+    severity_cuts: tuple[float, float, float] | None = Field(
+        default=None, description="score cut-offs of medium, high, critical; alerts' when unset"
+    )
+    suppress_seconds: float | None = Field(
+        default=None,
+        description="detections this soon after a resolve fold into the alert; alerts' when unset",
+    )
+
+    @model_validator(mode="after")
+    def _cuts_increase(self) -> AlertPolicy:
+        cuts = self.severity_cuts
+        if cuts is not None and not (0 <= cuts[0] < cuts[1] < cuts[2] <= 1):
+            raise ValueError("severity_cuts must increase within [0, 1]")
+        return self
 
 
 class EntryPoints(BaseModel):
@@ -177,8 +195,11 @@ class UseCaseSpec(BaseModel):
     """A use case's declaration: every use case's settings section derives from this.
 
     Built from ``<name>.yaml`` in this package, then from what is given (the environment):
-    a field given wins over the file.
+    a field given wins over the file, one nested key at a time. A key the spec does not
+    have is refused, so a setting that was renamed or removed is an error, not ignored.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     description: str = ""
@@ -239,7 +260,12 @@ class UseCaseSpec(BaseModel):
         unknown = sorted(set(declared) - set(UseCaseSpec.model_fields))
         if unknown:
             raise ValueError(f"{spec_path(name)}: unknown keys {', '.join(unknown)}")
-        return _merged(declared, data)
+        given = dict(data)
+        if isinstance(given.get("fields"), dict):
+            # the environment's keys arrive lower-cased: match them to the declared names
+            names = {n.lower(): n for n in declared.get("fields", {})}
+            given["fields"] = {names.get(k.lower(), k): v for k, v in given["fields"].items()}
+        return _merged(declared, given)
 
     def topic_of(self, stream: str | None = None) -> str:
         """The topic of ``stream`` (hosts' ``hosts.process``), or the use case's one topic."""

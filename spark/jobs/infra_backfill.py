@@ -40,12 +40,14 @@ def as_records(readings: DataFrame, sensors: tuple[str, ...]) -> DataFrame:
     """Stored readings -> the Kafka-shaped records the infra step reads (``raw_value``...).
 
     The value is the reading as replayed (``v``, ``asset``, ``timestamp`` to the
-    microsecond, each sensor); its origin is ``replay`` (a backfill's is set after).
+    microsecond with its offset, each sensor); its origin is ``replay`` (a backfill's is
+    set after). The stream stores times rounded to the microsecond, so the time read back
+    is the one it scored with.
     """
     fields = [
         F.lit(1).alias("v"),
         F.col("asset"),
-        F.date_format("event_time", "yyyy-MM-dd'T'HH:mm:ss.SSSSSS").alias("timestamp"),
+        F.date_format("event_time", "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX").alias("timestamp"),
         *(F.col("values")[i].alias(name) for i, name in enumerate(sensors)),
         F.lit("replay").alias("origin"),
     ]
@@ -74,7 +76,11 @@ def backfill_scores(bronze: DataFrame, settings: Settings) -> DataFrame:
 
 
 def backfill(spark: SparkSession, settings: Settings, days: Days) -> dict[str, Any]:
-    """Re-score ``days`` of stored readings; counts and how many flags differ from the stream."""
+    """Re-score ``days`` of stored readings; counts and how many flags differ from the stream.
+
+    ``refused``: stored readings the step did not take again (none, for readings the
+    stream stored; a reading edited in the table since could be).
+    """
     i = settings.infra
     stored = read_table(spark, settings, i.bronze_table).where(days.contains("event_date"))
     scored = backfill_scores(stored, settings).withColumn("event_date", F.to_date("event_time"))
@@ -88,6 +94,7 @@ def backfill(spark: SparkSession, settings: Settings, days: Days) -> dict[str, A
         "rows": rows,
         "anomalies": result.where("anomaly").count(),
         "differ_from_stream": compared.where(F.col("anomaly") != F.col("stream_anomaly")).count(),
+        "refused": stored.count() - rows,
     }
 
 
@@ -98,5 +105,6 @@ def run(spark: SparkSession, settings: Settings, days: Days, stream: str | None 
     return (
         f"{settings.infra.backfill_table} {days}: {result['rows']} readings, "
         f"{result['anomalies']} anomalies (origin backfill, not sent); "
-        f"{result['differ_from_stream']} flags differ from the stream's"
+        f"{result['differ_from_stream']} flags differ from the stream's; "
+        f"{result['refused']} not taken again"
     )

@@ -552,6 +552,19 @@ def _update_counts(
     )
 
 
+def alert_settings(settings: Settings, spec: UseCaseSpec) -> Settings:
+    """``settings`` with the spec's own severity cuts and suppression, where it sets them."""
+    policy = spec.alerting
+    own = {
+        "severity_cuts": policy.severity_cuts,
+        "suppress_seconds": policy.suppress_seconds,
+    }
+    changed = {k: v for k, v in own.items() if v is not None}
+    if not changed:
+        return settings
+    return settings.model_copy(update={"alerts": settings.alerts.model_copy(update=changed)})
+
+
 def _side_by_side(
     pool: ThreadPoolExecutor,
     batch: DataFrame,
@@ -611,10 +624,15 @@ def write_outputs(
     from anomalake.producer import SCHEMA_VERSION, Publisher
     from spark.alerts import Lifecycle, publish
 
+    settings = alert_settings(settings, spec)
     tables = Tables(settings, spec, stream)
     appender = BatchAppender()
     per_detection = spec.alerting.lifecycle == "per_detection"
-    lifecycle = None if per_detection else Lifecycle(settings, tables.alerts, spec.name)
+    lifecycle = (
+        None
+        if per_detection
+        else Lifecycle(settings, tables.alerts, spec.name, spec.alerting.channels)
+    )
     publisher = Publisher(settings.kafka) if per_detection else None
     pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"{tables.query}-sink")
     cuts = settings.alerts.severity_cuts

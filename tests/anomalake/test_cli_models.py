@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    full["ANOMALAKE_HOSTS__TONIOT_MODEL"] = "test-cli-toniot-{activity}"
+    full["ANOMALAKE_HOSTS__SCORER__MODEL__NAME"] = "test-cli-toniot-{stream}"
     full.update(env)
     return subprocess.run(
         [str(VENV_BIN / "anomalake"), *args], env=full, capture_output=True, text=True, timeout=600

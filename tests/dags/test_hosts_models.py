@@ -19,7 +19,7 @@ def hosts_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
     data = tmp_path / "ton-iot"
     monkeypatch.setenv("ANOMALAKE_HOSTS__TARGETS", '["toniot-memory"]')
     monkeypatch.setenv("ANOMALAKE_HOSTS__TONIOT_PATH", str(data))
-    monkeypatch.setenv("ANOMALAKE_HOSTS__TONIOT_MODEL", "test-dag-toniot-{activity}")
+    monkeypatch.setenv("ANOMALAKE_HOSTS__SCORER__MODEL__NAME", "test-dag-toniot-{stream}")
     get_settings.cache_clear()
     yield data
     monkeypatch.undo()

@@ -96,3 +96,15 @@ def test_link_status_and_renames_keep_hadoops_semantics(spark, tmp_path: Path) -
     fc.rename(hpath(str(tmp_path / "a")), hpath(str(tmp_path / "c")), no_overwrite)
     assert (tmp_path / "c").read_text() == "a"
     assert not (tmp_path / "a").exists()
+
+
+def test_streaming_state_lives_in_rocksdb_unless_settings_say_otherwise(
+    settings: Settings, spark
+) -> None:  # type: ignore[no-untyped-def]
+    from spark.session import ROCKSDB_STATE
+
+    provider = "spark.sql.streaming.stateStore.providerClass"
+    assert spark_conf(settings)[provider] == ROCKSDB_STATE[provider]
+    assert spark.conf.get(provider).endswith("RocksDBStateStoreProvider")  # the suite's session
+    hdfs = settings.spark.model_copy(update={"state_store": "hdfs"})
+    assert provider not in spark_conf(settings.model_copy(update={"spark": hdfs}))

@@ -63,6 +63,7 @@ def test_topics_partitions_and_lifecycles_come_from_the_specs() -> None:
         (FieldSpec, {"type": "float", "maximum": 3}, "Extra inputs"),
         (Scorer, {}, "needs detectors, rules or a model"),
         (AlertPolicy, {"channels": ["pager"]}, "topic"),
+        (AlertPolicy, {"severity_cuts": [0.99, 0.9, 0.999]}, "must increase"),
     ],
 )
 def test_a_wrong_declaration_is_refused_by_name(
@@ -144,3 +145,23 @@ def test_a_spec_file_must_declare_its_own_name(
             spec_module.read_declaration("infra")
     finally:
         spec_module._read.cache_clear()
+
+
+def test_a_renamed_setting_is_refused_and_a_field_is_overridden_by_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANOMALAKE_INFRA__FIELDS__PRESSURE__MAX", "10")  # arrives lower-cased
+    infra = load_settings().infra
+    assert infra.fields["Pressure"].max == 10 and infra.fields["Pressure"].unit == "bar"
+    assert len(infra.fields) == 8
+    monkeypatch.setenv("ANOMALAKE_HOSTS__TONIOT_MODEL", "old-{activity}")  # now scorer.model
+    with pytest.raises(ValidationError, match="toniot_model"):
+        load_settings()
+
+
+def test_markets_lateness_is_whole_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from anomalake.detection.markets import rule_params
+
+    monkeypatch.setenv("ANOMALAKE_MARKETS__ORDER__LATENESS_SECONDS", "90")
+    with pytest.raises(ValueError, match="whole minutes"):
+        rule_params(load_settings().markets)

@@ -162,6 +162,7 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     # a backfill over the stored readings: the same scores, marked backfill
     result = backfill(spark, s, Days(date(2026, 3, 9), date(2026, 3, 9)))
     assert result["differ_from_stream"] == 0 and result["anomalies"] == int(got["anomaly"].sum())
+    assert result["refused"] == 0  # every stored reading taken again by the same step
     refilled = spark.read.format("delta").load(s.table_path(i.backfill_table))
     assert {r["origin"] for r in refilled.select("origin").distinct().collect()} == {"backfill"}
     refilled_scores = (

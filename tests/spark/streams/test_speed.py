@@ -200,3 +200,27 @@ def test_a_spec_whose_order_its_step_does_not_implement_is_refused() -> None:
     with pytest.raises(AnomalakeError, match="declares order 'reorder'; its step InfraStep"):
         step_for(settings, reordered)
     assert step_for(settings, settings.infra).orders == ("strictly_increasing",)
+
+
+def test_a_spec_alert_policy_sets_cuts_suppression_and_people_channels(tmp_path: Any) -> None:
+    from spark.alerts import Lifecycle
+    from spark.streams.speed import alert_settings
+
+    settings = load_settings(home=tmp_path)
+    settings = settings.model_copy(
+        update={"alerts": settings.alerts.model_copy(update={"webhook_url": "http://x/h"})}
+    )
+    infra = settings.infra
+    assert alert_settings(settings, infra) is settings  # the spec sets neither: the global ones
+    strict = infra.model_copy(
+        update={
+            "alerting": infra.alerting.model_copy(
+                update={"severity_cuts": (0.5, 0.8, 0.95), "suppress_seconds": 60.0}
+            )
+        }
+    )
+    own = alert_settings(settings, strict).alerts
+    assert (own.severity_cuts, own.suppress_seconds) == ((0.5, 0.8, 0.95), 60.0)
+    assert own.webhook_url == "http://x/h"
+    assert set(Lifecycle(settings, "t", "infra", ("topic", "webhook")).channels) == {"webhook"}
+    assert Lifecycle(settings, "t", "markets", ("topic",)).channels == {}
