@@ -98,11 +98,6 @@ def replay_messages(path: Path, speed: float = 0.0) -> Iterator[tuple[str, bytes
     return (to_message(row) for row in paced(interleave(market_files(path)), speed))
 
 
-def count_rows(path: Path) -> int:
-    """Data rows in the files at ``path`` (for progress bars)."""
-    return sum(1 for f in market_files(path) for _ in read_raw_rows(f))
-
-
 def host_messages(
     path: Path, activity: str, speed: float = 0.0, origin: str = "replay"
 ) -> Iterator[tuple[str, bytes]]:

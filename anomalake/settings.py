@@ -235,10 +235,6 @@ class HostsSettings(UseCaseSpec):
         """Delta table of events and predicted attacks per host and window."""
         return self.named(str(self.counts_table), activity)
 
-    def activity_query_name(self, activity: str) -> str:
-        """Name (and checkpoint folder) of one activity's streaming query."""
-        return self.named(self.query_name, activity)
-
     def model_name(self, prefix: str, activity: str) -> str:
         """Registered model the stream scores ``activity`` with (``local-hosts-toniot-process``)."""
         return prefix + self.toniot_model.format(stream=activity)

@@ -473,7 +473,7 @@ class Lifecycle:
             before_commit=self._queue,
         )
         # a replayed batch queues nothing (it is already applied): a sent row can go
-        self.outbox.drain_batch(TOPIC_CHANNEL, self._publish, forget_sent=True)
+        self.outbox.drain_batch(TOPIC_CHANNEL, self._publish)
         return changed
 
 

@@ -9,21 +9,7 @@ from pyspark.sql.types import (
     StringType,
     StructField,
     StructType,
-    TimestampType,
 )
-
-from anomalake.speed.records import KAFKA_COLUMNS
-
-_KAFKA_TYPES = {
-    "key": StringType(),
-    "topic": StringType(),
-    "partition": IntegerType(),
-    "offset": LongType(),
-    "kafka_timestamp": TimestampType(),
-}
-#: Where a record came from: its key and Kafka coordinates, kept on every output row (the
-#: names are the core's :data:`anomalake.speed.records.KAFKA_COLUMNS`).
-KAFKA_RECORD_FIELDS = [StructField(name, _KAFKA_TYPES[name]) for name in KAFKA_COLUMNS]
 
 MARKET_BAR = StructType(
     [

@@ -30,12 +30,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
+
+from anomalake.alerts.payload import jsonable
 
 if TYPE_CHECKING:
     from anomalake.settings import Settings
@@ -43,14 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Channel = Callable[[Mapping[str, Any]], None]
-
-
-def jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """The alert with dates and times as ISO 8601 text, ready for ``json.dumps``."""
-    return {
-        key: value.isoformat() if isinstance(value, datetime | date) else value
-        for key, value in alert.items()
-    }
 
 
 def webhook(url: str, timeout: float = 5.0) -> Channel:
@@ -145,23 +138,8 @@ class Outbox:
 
         ``event`` defaults to the alert's ``event`` key (``opened``, ``escalated:high``).
         """
-        now = time.time() if now is None else now
         event = event or str(alert.get("event") or "notify")
-        with self.lock:
-            cursor = self.db.execute(
-                "INSERT OR IGNORE INTO outbox (channel, alert_id, event, alert, due, queued_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    channel,
-                    str(alert["alert_id"]),
-                    event,
-                    json.dumps(jsonable(alert), default=str),
-                    now,
-                    now,
-                ),
-            )
-            self.db.commit()
-        return cursor.rowcount == 1
+        return self.put_many(channel, [(event, alert)], now) == 1
 
     def put_many(
         self,
@@ -190,14 +168,12 @@ class Outbox:
         channel: str,
         send: Callable[[list[dict[str, Any]]], None],
         now: float | None = None,
-        *,
-        forget_sent: bool = False,
     ) -> int:
         """Send every due notification of ``channel`` in one call of ``send``; how many.
 
-        For a channel that takes many at once (the alerts topic): all are marked sent when
-        ``send`` returns (deleted with ``forget_sent``: nothing queues them again), or all
-        back off when it raises (which is re-raised).
+        For a channel that takes many at once (the alerts topic): all are deleted when
+        ``send`` returns (nothing queues them again), or all back off when it raises (which
+        is re-raised).
         """
         now = time.time() if now is None else now
         with self.lock:
@@ -212,8 +188,7 @@ class Outbox:
         try:
             send([json.loads(alert) for _, alert, _ in rows])
         except Exception as exc:
-            attempts = max(a for _, _, a in rows)
-            delay = min(self.base_delay * 2**attempts, self.max_delay)
+            delay = self._delay(max(a for _, _, a in rows))
             with self.lock:
                 self.db.executemany(
                     "UPDATE outbox SET attempts = attempts + 1, due = ?, last_error = ? "
@@ -223,15 +198,13 @@ class Outbox:
                 self.db.commit()
             raise
         with self.lock:
-            if forget_sent:
-                self.db.executemany("DELETE FROM outbox WHERE id = ?", ids)
-            else:
-                self.db.executemany(
-                    "UPDATE outbox SET sent_at = ?, last_error = NULL WHERE id = ?",
-                    [(now, i) for (i,) in ids],
-                )
+            self.db.executemany("DELETE FROM outbox WHERE id = ?", ids)
             self.db.commit()
         return len(rows)
+
+    def _delay(self, attempts: int) -> float:
+        """The back-off after ``attempts`` failed sends: doubling, at most ``max_delay``."""
+        return float(min(self.base_delay * 2**attempts, self.max_delay))
 
     def pending(self, channel: str | None = None) -> int:
         """Notifications still to be sent (by one channel if given): not sent, not dead."""
@@ -271,7 +244,7 @@ class Outbox:
             try:
                 channels[channel](json.loads(alert))
             except Exception as exc:  # noqa: BLE001 - any failure is retried later
-                delay = min(self.base_delay * 2**attempts, self.max_delay)
+                delay = self._delay(attempts)
                 log.warning(
                     "alert %s via %s failed (attempt %d), retry in %.0f s: %s",
                     alert_id,

@@ -48,13 +48,17 @@ FIELDS = (
 )
 
 
-def _text(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime | date) else value
+def jsonable(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The alert with dates and times as ISO 8601 text, ready for ``json.dumps``."""
+    return {
+        key: value.isoformat() if isinstance(value, datetime | date) else value
+        for key, value in alert.items()
+    }
 
 
 def payload(alert: Mapping[str, Any]) -> dict[str, Any]:
     """The payload of a changed alert (a lifecycle row with ``event`` and ``notify``)."""
-    return {"v": ALERT_PAYLOAD_VERSION, **{k: _text(alert.get(k)) for k in FIELDS}}
+    return {"v": ALERT_PAYLOAD_VERSION, **jsonable({k: alert.get(k) for k in FIELDS})}
 
 
 def encode(alert: Mapping[str, Any]) -> bytes:

@@ -27,13 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
-from anomalake.speed.records import KAFKA_COLUMNS
-
-#: The columns the speed layer hands a step that parses records itself.
-KAFKA_INPUT = ("raw_value", *KAFKA_COLUMNS)
 #: The types a step's output columns may have (Spark SQL names) and their pandas dtypes.
 PANDAS_DTYPES: dict[str, Any] = {
     "string": "object",
@@ -141,25 +136,3 @@ class EntityStep(ABC):
     def names(self) -> list[str]:
         """The output column names, in order."""
         return [c.name for c in self.columns]
-
-    def empty(self) -> pd.DataFrame:
-        """An output frame with no rows."""
-        return typed_frame({}, self.columns, 0)
-
-
-def typed_frame(data: Mapping[str, Any], cols: tuple[Column, ...], n: int) -> pd.DataFrame:
-    """A frame of ``cols`` (in order, with their dtypes) from ``data``; absent ones null."""
-    out: dict[str, Any] = {}
-    for c in cols:
-        dtype = PANDAS_DTYPES[c.type]
-        values = data.get(c.name)
-        if values is None:
-            if dtype == "object":
-                out[c.name] = np.full(n, None, dtype=object)
-            elif dtype == "datetime64[ns]":
-                out[c.name] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-            else:
-                out[c.name] = pd.array([None] * n, dtype=dtype)
-            continue
-        out[c.name] = pd.Series(values).astype(dtype).array if dtype != "object" else values
-    return pd.DataFrame(out, columns=[c.name for c in cols])

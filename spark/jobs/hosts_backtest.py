@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from anomalake.settings import Settings
-from spark.streams.speed import score_batch, step_for
+from spark.streams.speed import score_batch, step_for, stored_as_records
 from spark.tables import Days, read_table, replace_days
 
 if TYPE_CHECKING:
@@ -35,14 +35,7 @@ def as_records(events: DataFrame, activity: str) -> DataFrame:
         *(F.col(c).cast("string").alias(c) for c in LAYOUTS[activity]),
         F.col("label").cast("string").alias("label"),
     ]
-    return events.select(
-        F.to_json(F.struct(*fields)).alias("raw_value"),
-        F.col("host").alias("key"),
-        "topic",
-        "partition",
-        "offset",
-        F.lit(None).cast("timestamp").alias("kafka_timestamp"),
-    )
+    return stored_as_records(events, fields, key="host")
 
 
 def backtest(spark: SparkSession, settings: Settings, activity: str, days: Days) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import functions as F
 
 from anomalake.settings import Settings
-from spark.streams.speed import score_batch, step_for
+from spark.streams.speed import score_batch, step_for, stored_as_records
 from spark.tables import Days, read_table, replace_days
 
 if TYPE_CHECKING:
@@ -51,14 +51,7 @@ def as_records(readings: DataFrame, sensors: tuple[str, ...]) -> DataFrame:
         *(F.col("values")[i].alias(name) for i, name in enumerate(sensors)),
         F.lit("replay").alias("origin"),
     ]
-    return readings.select(
-        F.to_json(F.struct(*fields)).alias("raw_value"),
-        F.col("asset").alias("key"),
-        "topic",
-        "partition",
-        "offset",
-        F.lit(None).cast("timestamp").alias("kafka_timestamp"),
-    )
+    return stored_as_records(readings, fields, key="asset")
 
 
 def backfill_scores(bronze: DataFrame, settings: Settings) -> DataFrame:

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import importlib
 import logging
+import operator
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
 from pyspark.sql.types import (
@@ -65,7 +68,7 @@ from spark.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
     from pyspark.sql.streaming import StreamingQuery
     from pyspark.sql.streaming.state import GroupState
 
@@ -94,7 +97,7 @@ def step_for(settings: Settings, spec: UseCaseSpec, stream: str | None = None) -
     """The use case's step (its spec's ``entry_points.step``), built from settings.
 
     A spec that scores with a registered model gets the champion's scorer
-    (:func:`ml.serving.champion_scorer`), loaded lazily where the step runs.
+    (:class:`ml.serving.ChampionScorer`), loaded lazily where the step runs.
     """
     module, _, name = spec.entry_points.step.partition(":")
     step_class = getattr(importlib.import_module(module), name)
@@ -115,16 +118,40 @@ def step_for(settings: Settings, spec: UseCaseSpec, stream: str | None = None) -
 
 
 # --- decode ------------------------------------------------------------------------------
-def kafka_records(raw: DataFrame) -> DataFrame:
-    """Kafka rows as the text columns a step that parses records itself reads."""
-    return raw.select(
-        # bytes that are not UTF-8 become U+FFFD, which validation quarantines
+def _kafka_text() -> list[Any]:
+    """``raw_value``, ``key`` and the Kafka coordinates of Kafka rows.
+
+    Bytes that are not UTF-8 become U+FFFD, which validation quarantines: Arrow, between
+    Spark and the Python step, refuses invalid UTF-8.
+    """
+    return [
         F.make_valid_utf8(F.col("value").cast("string")).alias("raw_value"),
         F.make_valid_utf8(F.col("key").cast("string")).alias("key"),
         "topic",
         "partition",
         "offset",
         F.col("timestamp").alias("kafka_timestamp"),
+    ]
+
+
+def kafka_records(raw: DataFrame) -> DataFrame:
+    """Kafka rows as the text columns a step that parses records itself reads."""
+    return raw.select(*_kafka_text())
+
+
+def stored_as_records(stored: DataFrame, value: list[Any], key: str) -> DataFrame:
+    """Stored rows turned back into the records a step reads (a backfill's, a backtest's).
+
+    ``value``: the columns of the record's JSON value; ``key``: the column of its Kafka key.
+    The Kafka coordinates are the stored ones; there is no Kafka timestamp.
+    """
+    return stored.select(
+        F.to_json(F.struct(*value)).alias("raw_value"),
+        F.col(key).alias("key"),
+        "topic",
+        "partition",
+        "offset",
+        F.lit(None).cast("timestamp").alias("kafka_timestamp"),
     )
 
 
@@ -149,23 +176,14 @@ def decode_and_validate(raw: DataFrame, spec: UseCaseSpec) -> DataFrame:
     as_text = StructType(
         [StructField(n, StringType()) for n in text_fields] + [StructField(CORRUPT, StringType())]
     )
-    # Bytes that are not UTF-8 become U+FFFD (the record is quarantined for them): Arrow,
-    # between Spark and the Python step, refuses invalid UTF-8.
-    text = F.make_valid_utf8(F.col("value").cast("string"))
-    # One parse: text that is not a JSON object lands whole in the corrupt-record field.
-    j = F.from_json(text, as_text, {"columnNameOfCorruptRecord": CORRUPT})
     df = raw.select(
-        text.alias("raw_value"),
+        *_kafka_text(),
         F.length("value").alias("_bytes"),
         F.is_valid_utf8(F.col("value").cast("string")).alias("_utf8"),
-        j.alias("j"),
-        (j.isNull() | j[CORRUPT].isNotNull()).alias("_not_object"),
-        F.make_valid_utf8(F.col("key").cast("string")).alias("key"),
-        "topic",
-        "partition",
-        "offset",
-        F.col("timestamp").alias("kafka_timestamp"),
     )
+    # One parse: text that is not a JSON object lands whole in the corrupt-record field.
+    j = F.from_json("raw_value", as_text, {"columnNameOfCorruptRecord": CORRUPT})
+    df = df.select("*", j.alias("j"), (j.isNull() | j[CORRUPT].isNotNull()).alias("_not_object"))
     is_object = ~F.col("_not_object")
     keys = F.json_object_keys("raw_value")
     version = F.col("j.v").try_cast("int")
@@ -280,25 +298,11 @@ def _typed_field(raw: Any, name: str, field: Any, limits: RecordLimits) -> tuple
                 F.format_string(f"{name} out of range: %s", shown),
             ),
         ]
-    if field.min_exclusive is not None:
-        checks.append(
-            F.when(
-                number <= field.min_exclusive,
-                F.format_string(f"{name} must be > {field.min_exclusive:g}: %s", shown),
-            )
-        )
-    if field.min is not None:
-        checks.append(
-            F.when(
-                number < field.min, F.format_string(f"{name} must be >= {field.min:g}: %s", shown)
-            )
-        )
-    if field.max is not None:
-        checks.append(
-            F.when(
-                number > field.max, F.format_string(f"{name} must be <= {field.max:g}: %s", shown)
-            )
-        )
+    bounds = ((field.min_exclusive, operator.le, ">"), (field.min, operator.lt, ">="))
+    for bound, outside, within in (*bounds, (field.max, operator.gt, "<=")):
+        if bound is not None:
+            reason = F.format_string(f"{name} must be {within} {bound:g}: %s", shown)
+            checks.append(F.when(outside(number, bound), reason))
     return value, checks
 
 
@@ -401,52 +405,37 @@ def detections(scored: DataFrame, step: EntityStep, cuts: tuple[float, float, fl
     details = F.to_json(F.struct(*d.details)) if d.details else F.lit("{}")
     origin = F.col("origin") if "origin" in step.names else F.lit("live")
     score = F.col(d.score).cast("double") if d.score else F.lit(None).cast("double")
-    parts = []
-    if d.anomaly:
-        parts.append(
-            accepted.where(F.col(d.anomaly)).select(
-                F.col(step.entity).alias("entity"),
-                F.lit(d.anomaly_rule).alias("rule"),
-                score.alias("score"),
-                F.col(step.event_time).alias("event_time"),
-                origin.alias("origin"),
-                details.alias("details"),
-            )
-        )
-    fired = _fired_rules(d)
-    if fired is not None:
-        severity_scores = {r: score_of_severity(s, cuts) for r, s in d.rule_severity.items()}
-        rule = F.col("rule")
-        rule_score = score
-        if severity_scores:
-            lookup = F.create_map(
-                *(x for r, v in severity_scores.items() for x in (F.lit(r), F.lit(v)))
-            )
-            rule_score = F.coalesce(lookup[rule], score)
-        exploded = accepted.select(
+
+    def detection(rows: DataFrame, rule: Any, rule_score: Any) -> DataFrame:
+        return rows.select(
             F.col(step.entity).alias("entity"),
-            F.explode(fired).alias("rule"),
-            score.alias("score"),
+            rule.alias("rule"),
+            rule_score.cast("double").alias("score"),
             F.col(step.event_time).alias("event_time"),
             origin.alias("origin"),
             details.alias("details"),
         )
-        parts.append(
-            exploded.select(
-                "entity",
-                "rule",
-                rule_score.cast("double").alias("score"),
-                "event_time",
-                "origin",
-                "details",
+
+    parts = []
+    if d.anomaly:
+        parts.append(detection(accepted.where(F.col(d.anomaly)), F.lit(d.anomaly_rule), score))
+    fired = _fired_rules(d)
+    if fired is not None:
+        rule = F.col("_rule")
+        rule_score = score
+        if d.rule_severity:
+            lookup = F.create_map(
+                *(
+                    x
+                    for r, s in d.rule_severity.items()
+                    for x in (F.lit(r), F.lit(score_of_severity(s, cuts)))
+                )
             )
-        )
+            rule_score = F.coalesce(lookup[rule], score)
+        parts.append(detection(accepted.withColumn("_rule", F.explode(fired)), rule, rule_score))
     if not parts:
         raise ValueError(f"the step of {step.entity}s declares no detections")
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out
+    return reduce(DataFrame.unionByName, parts)
 
 
 def _fired_rules(d: Any) -> Any:
@@ -522,7 +511,7 @@ def window_counts(scored: DataFrame, step: EntityStep, minutes: int) -> DataFram
 
 
 def _update_counts(
-    batch: DataFrame, accepted: DataFrame, step: EntityStep, path: str, bronze: str, minutes: int
+    accepted: DataFrame, step: EntityStep, path: str, bronze: str, minutes: int
 ) -> None:
     """Recompute the counts of the windows ``accepted`` touched, from bronze; MERGE them.
 
@@ -530,7 +519,7 @@ def _update_counts(
     """
     from delta.tables import DeltaTable
 
-    spark = batch.sparkSession
+    spark = accepted.sparkSession
     touched = accepted.select(
         step.entity, F.window(step.event_time, f"{minutes} minutes").alias("w")
     )
@@ -638,10 +627,16 @@ def write_outputs(
     cuts = settings.alerts.severity_cuts
 
     def append(
-        rows: DataFrame, table: str, app: str, batch_id: int, partition: str | None = None
+        rows: DataFrame,
+        table: str,
+        app: str,
+        batch_id: int,
+        partition: str | None = None,
+        coalesce: bool = True,
     ) -> dict[str, float]:
         started = time.perf_counter()
-        appender.append(rows, tables.path(table), f"{app}.{table}", batch_id, partition)
+        path = tables.path(table)
+        appender.append(rows, path, f"{app}.{table}", batch_id, partition, coalesce=coalesce)
         return {table: time.perf_counter() - started}
 
     def send(alerts: DataFrame) -> dict[str, float]:
@@ -670,10 +665,7 @@ def write_outputs(
                 # One job scores the batch and appends its alerts (one file per state
                 # partition: no coalescing, which would score in one task): an alert row
                 # waits for nothing else.
-                path = tables.path(tables.alerts)
-                appender.append(
-                    alerts, path, f"{app}.{tables.alerts}", batch_id, None, coalesce=False
-                )
+                append(alerts, tables.alerts, app, batch_id, coalesce=False)
                 side.append((send, (alerts,)))
             timings = {"score_and_alerts": time.perf_counter() - started}
             accepted = accepted_rows(batch, step)
@@ -690,7 +682,6 @@ def write_outputs(
             if tables.counts is not None:
                 counted = time.perf_counter()
                 _update_counts(
-                    batch,
                     accepted,
                     step,
                     tables.path(tables.counts),

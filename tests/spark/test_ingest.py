@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
@@ -49,12 +48,10 @@ def test_parse_json_events_turns_garbage_into_nulls_not_errors(spark) -> None:  
 
 @pytest.mark.integration
 def test_kafka_to_delta_holds_exactly_the_produced_records(kafka: Settings, spark) -> None:  # type: ignore[no-untyped-def]
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from tests.spark.topics import new_topic
 
     settings = kafka
-    topic = f"it-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result()
+    topic = new_topic(settings)
     n = 500
     records = [
         (f"SYM{i % 7}", encode({**BAR, "symbol": f"SYM{i % 7}", "volume": i})) for i in range(n)

@@ -334,9 +334,7 @@ def test_a_batch_channel_is_drained_in_one_call_and_backs_off_as_one(tmp_path: P
     with pytest.raises(ConnectionError):
         outbox.drain_batch("topic", down, now=0)
     assert outbox.drain_batch("topic", lambda b: batches.append(b), now=5) == 0  # backing off
-    sent = outbox.drain_batch(
-        "topic", lambda b: batches.append([a["alert_id"] for a in b]), now=10, forget_sent=True
-    )
+    sent = outbox.drain_batch("topic", lambda b: batches.append([a["alert_id"] for a in b]), now=10)
     assert sent == 3 and batches == [["a0", "a1", "a2"]]
     assert outbox.pending("topic") == 0 and outbox.pending("hook") == 1
     # the hook's drain does not touch the topic's rows, nor the topic's the hook's

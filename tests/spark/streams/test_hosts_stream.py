@@ -179,7 +179,6 @@ def test_kill_9_neither_loses_nor_duplicates_events_or_detections(  # type: igno
     import os
     import uuid
 
-    from confluent_kafka.admin import AdminClient, NewTopic
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
@@ -187,11 +186,11 @@ def test_kill_9_neither_loses_nor_duplicates_events_or_detections(  # type: igno
     from anomalake.producer import produce
     from ml.hosts_pipeline import retrain_toniot
     from tests.spark.streams.crash import kill_repeatedly, run_to_completion
+    from tests.spark.topics import new_topic
 
     name = f"hosts_{uuid.uuid4().hex[:6]}"
     topic = f"{name}.process"
-    admin = AdminClient(kafka.kafka.client_config())
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result()
+    new_topic(kafka, topic)
     write_host_files(tmp_path / "train", 1500, seed=1, activities=("process",))
     # a champion to score with (promoted now, or already there from another test)
     retrain_toniot(kafka, tmp_path / "train", "process", figures=False)

@@ -6,7 +6,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from datetime import date
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -18,32 +17,9 @@ from anomalake.generators.infra import write_infra_files
 from anomalake.producer import produce
 from anomalake.replay import infra_messages
 from anomalake.settings import SKAB_SENSORS, Settings
+from tests.spark.topics import isolated_infra
 
 pytestmark = pytest.mark.integration
-
-
-def _isolated(settings: Settings, tmp_path: Path, webhook: str) -> Settings:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    name = f"infra_{uuid.uuid4().hex[:6]}"
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result()
-    infra = settings.infra.model_copy(
-        update={
-            "topic": name,
-            "query_name": name,
-            "bronze_table": f"{name}_bronze",
-            "quarantine_table": f"{name}_quarantine",
-            "alerts_table": f"{name}_alerts",
-            "backfill_table": f"{name}_backfill",
-            "max_offsets_per_trigger": 1500,
-            "trigger_seconds": 0.5,
-        }
-    )
-    alerts = settings.alerts.model_copy(
-        update={"webhook_url": webhook, "retry_base_seconds": 0.1, "deliver_every_seconds": 0.2}
-    )
-    return settings.model_copy(update={"infra": infra, "alerts": alerts, "home": tmp_path / "home"})
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -97,7 +73,7 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
 
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    s = _isolated(kafka, tmp_path, f"http://127.0.0.1:{server.server_address[1]}/alerts")
+    s = isolated_infra(kafka, tmp_path, f"http://127.0.0.1:{server.server_address[1]}/alerts")
     i = s.infra
     data = tmp_path / "sensors"
     counts = write_infra_files(data, assets=3, hours=0.5, seed=11, bad_rows=True, faults_per_hour=6)
@@ -200,7 +176,7 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(  # type: ignore[no-unt
     from spark.streams.speed import detections
     from tests.spark.streams.crash import kill_repeatedly, run_to_completion
 
-    s = _isolated(kafka, tmp_path, webhook="")
+    s = isolated_infra(kafka, tmp_path, webhook="")
     s = s.model_copy(update={"home": kafka.home, "alerts": kafka.alerts})  # the job's own
     i = s.infra
     data = tmp_path / "sensors"

@@ -18,19 +18,9 @@ from anomalake.replay import replay_messages
 from anomalake.settings import Settings
 from tests.spark.streams.crash import kill_repeatedly, run_to_completion
 from tests.spark.streams.reference import reference_anomalies
+from tests.spark.topics import new_topic
 
 pytestmark = pytest.mark.integration
-
-
-def _new_topic(settings: Settings, partitions: int = 2) -> str:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    topic = f"bars-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[
-        topic
-    ].result()
-    return topic
 
 
 def _isolated(settings: Settings, name: str, **markets: Any) -> Settings:
@@ -91,9 +81,9 @@ def test_stream_anomalies_equal_an_independent_pandas_computation(
         faults=FaultRates(0.01, 0.01, 0.01, 0.01, max_disorder=3),
     )
     s = _isolated(kafka, f"corr_{uuid.uuid4().hex[:6]}", max_offsets_per_trigger=1500)
-    alerts_topic = _new_topic(s, partitions=1)
+    alerts_topic = new_topic(s, partitions=1)
     s = s.model_copy(update={"kafka": s.kafka.model_copy(update={"alerts_topic": alerts_topic})})
-    topic = _new_topic(s)
+    topic = new_topic(s)
     report = produce(s.kafka, topic, replay_messages(data))
     assert report.failed == 0
     query = start(spark, s, "markets", topic=topic)
@@ -159,7 +149,7 @@ def test_kill_9_and_restart_neither_loses_nor_duplicates(
     write_market_files(data, 4, date(2026, 3, 2), 2, seed=5, faults=FaultRates())
     name = f"crash_{uuid.uuid4().hex[:6]}"
     s = _isolated(kafka, name, max_offsets_per_trigger=500)
-    topic = _new_topic(s)
+    topic = new_topic(s)
     env = {
         **os.environ,
         "ANOMALAKE_MARKETS__BRONZE_TABLE": s.markets.bronze_table,

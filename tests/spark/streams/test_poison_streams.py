@@ -20,16 +20,9 @@ import pytest
 
 from anomalake.producer import produce
 from anomalake.settings import SKAB_SENSORS, Settings
+from tests.spark.topics import isolated_infra, new_topic
 
 pytestmark = pytest.mark.integration
-
-
-def _topic(settings: Settings, name: str) -> str:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result()
-    return name
 
 
 OPEN = datetime(2026, 2, 2, 9, 15, tzinfo=timezone(timedelta(hours=5, minutes=30)))
@@ -94,7 +87,7 @@ def test_poison_between_bars_leaves_the_markets_stream_running(kafka: Settings, 
 
     name = f"poison_markets_{uuid.uuid4().hex[:6]}"
     s = kafka.with_markets_query(name, flush_after_seconds=1.0)
-    topic = _topic(s, name)
+    topic = new_topic(s, name)
     good = [_bar(m) for m in range(60)]
     # poison in the middle of the bars, in its own micro-batches and mixed in one
     first = [("ABC", v) for v in good[:30]] + [("ABC", v) for v in MARKET_POISON]
@@ -153,20 +146,8 @@ def test_poison_between_readings_leaves_the_infra_stream_running(  # type: ignor
     from anomalake.speed.infra import load_config, score_messages
     from spark.streams.speed import start
 
-    name = f"poison_infra_{uuid.uuid4().hex[:6]}"
-    topic = _topic(kafka, name)
-    infra = kafka.infra.model_copy(
-        update={
-            "topic": name,
-            "query_name": name,
-            "bronze_table": f"{name}_bronze",
-            "quarantine_table": f"{name}_quarantine",
-            "alerts_table": f"{name}_alerts",
-            "trigger_seconds": 0.5,
-        }
-    )
-    alerts = kafka.alerts.model_copy(update={"webhook_url": ""})
-    s = kafka.model_copy(update={"infra": infra, "alerts": alerts, "home": tmp_path / "home"})
+    s = isolated_infra(kafka, tmp_path, webhook="", prefix="poison_infra")
+    topic, infra = s.infra.topic, s.infra
     good = [_reading(t) for t in range(600)]
     messages = [("p1", v) for v in good[:300]] + [("p1", v) for v in INFRA_POISON]
     messages += [("p1", v) for v in good[300:]]

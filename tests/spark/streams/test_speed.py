@@ -21,7 +21,6 @@ from spark.streams.speed import (
     detection_rows,
     detections,
     score_batch,
-    struct,
 )
 
 KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
@@ -183,7 +182,7 @@ def test_hosts_predictions_are_detections_of_their_activity(spark: Any) -> None:
     from spark.streams.speed import kafka_records
 
     scored = score_batch(kafka_records(spark.createDataFrame(rows, KAFKA)), step)
-    assert scored.schema == struct(step.columns)
+    assert scored.columns[:5] == ["host", "activity", "ts", "PID", *LAYOUTS["process"][:1]]
     (found,) = detections(scored, step, (0.9, 0.99, 0.999)).collect()
     assert (found["entity"], found["rule"], found["score"]) == ("db-1", "process_attack", 0.97)
     assert json.loads(found["details"])["model_version"] == "4"
