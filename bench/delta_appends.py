@@ -17,7 +17,6 @@ A script that prints figures, not a test.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
@@ -39,16 +38,11 @@ def main(n: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the three ways and print their figures."""
     from pyspark.sql import functions as F
 
-    from anomalake.install import install
-    from anomalake.settings import load_settings
-    from spark.session import get_spark
+    from bench import isolated_spark
     from spark.tables import BatchAppender
 
-    home = tempfile.mkdtemp(prefix="anomalake-bench-")
-    os.environ["ANOMALAKE_HOME"] = home
-    settings = load_settings(home=home)
-    install(settings)
-    spark = get_spark(settings)
+    settings, spark = isolated_spark()
+    home = str(settings.home)
     rows = spark.range(2000).select(
         "id",
         (F.col("id") * 1.5).alias("x"),

@@ -1,9 +1,10 @@
 """The alert lifecycle in Delta: detections of a micro-batch -> one alert row per episode.
 
-A speed layer's ``foreachBatch`` sink hands :func:`record_detections` the batch's
-detections (``DETECTIONS``). They are aggregated per entity, rule and origin in Spark; the
-small result is folded on the driver into the current alerts of those entities and rules
-with :func:`anomalake.alerts.lifecycle.fold` (the same code as the in-memory book), and the
+A speed layer's ``foreachBatch`` sink hands :class:`Lifecycle` the batch's detections
+(``DETECTIONS``). They are aggregated per entity, rule and origin in Spark; the small
+result is folded on the driver into the current alerts of those entities and rules (kept
+there between batches: :class:`CurrentAlerts`) with
+:func:`anomalake.alerts.lifecycle.fold` (the same code as the in-memory book), and the
 changed rows are MERGEd into the alerts table by ``alert_id``. Each changed row carries
 ``last_batch = "<query>:<batch_id>"``: a batch replayed after a crash finds its tag and
 changes nothing. Use a ``query`` that names the checkpoint: batch ids restart at 0 with a
@@ -107,7 +108,6 @@ CONFLICT_NAMES = (
     "ProtocolChangedException",
     "DeltaConcurrentModificationException",
 )
-_KEY_SEP = "\x1f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Row = dict[str, Any]
 
@@ -314,19 +314,107 @@ def plan_changes(
     ]
 
 
-def record_detections(
+def collect_groups(detections: DataFrame) -> list[Row]:
+    """The rows of :func:`aggregate_detections` on the driver (one Spark job)."""
+    return [row.asDict() for row in aggregate_detections(detections).collect()]
+
+
+class CurrentAlerts:
+    """The alerts a stream's detections fold into, kept on the driver between micro-batches.
+
+    Per (entity, rule) the alert a detection folds into (:func:`_current`). They are read
+    once, at the first batch a query run applies — the only batch that can be a replay —
+    and then kept up to date with the rows the stream itself commits. Anyone else's commit
+    to the table (people acknowledging or resolving, another stream on the same table) is
+    noticed in the Delta log before each batch — a file-existence probe, no Spark job — and
+    the rows are read again. Resolved alerts past the suppression window are dropped.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Row] | None = None
+        self.version = -1  # the table version ``rows`` reflect
+        self.applied: set[str] = set()  # batch tags committed since the rows were read
+
+    def _latest(self, spark: SparkSession, path: str, known: int) -> int:
+        """The table's latest version, probing the Delta log upwards from ``known``."""
+        jvm = spark._jvm
+        if jvm is None:  # pragma: no cover - a Spark Connect session has no JVM here
+            return known + 1  # always read again
+        hadoop_path = jvm.org.apache.hadoop.fs.Path
+        log_dir = hadoop_path(f"{path}/_delta_log")
+        fs = log_dir.getFileSystem(spark._jsc.hadoopConfiguration())
+        version = known
+        while fs.exists(hadoop_path(log_dir, f"{version + 1:020d}.json")):
+            version += 1
+        return version
+
+    def fresh(self, spark: SparkSession, path: str, use_case: str, tag: str, since_us: int) -> bool:
+        """Bring the rows up to date; False if the batch ``tag`` is already applied."""
+        if self.rows is not None and self._latest(spark, path, self.version) == self.version:
+            return tag not in self.applied
+        from delta.tables import DeltaTable
+
+        version = DeltaTable.forPath(spark, path).history(1).select("version").first()
+        self.version = -1 if version is None else int(version[0])
+        rows = _collect(
+            spark.read.format("delta")
+            .option("versionAsOf", self.version)
+            .load(path)
+            .where(
+                (F.col("last_batch") == tag)
+                | (
+                    (F.col("use_case") == use_case)
+                    & (
+                        (F.col("status") != "resolved")
+                        | (F.unix_micros("resolved_at") > F.lit(since_us))
+                    )
+                )
+            )
+        )
+        self.rows, self.applied = _current(rows), set()
+        return not any(row["last_batch"] == tag for row in rows)
+
+    def of(self, keys: Collection[tuple[str, str]]) -> list[Row]:
+        """The current rows of ``keys`` (after :meth:`fresh`)."""
+        rows = self.rows or {}
+        return [rows[k] for k in keys if k in rows]
+
+    def committed(
+        self, spark: SparkSession, path: str, before: int, changes: list[Row], since_us: int
+    ) -> None:
+        """Take in the rows the stream committed on top of version ``before``."""
+        if self.rows is None:
+            return
+        if self._latest(spark, path, before) != before + 1:
+            self.rows = None  # someone else committed too: read again next time
+            return
+        self.version = before + 1
+        for row in changes:
+            self.rows[(row["entity"], row["rule"])] = {c: row[c] for c in COLUMNS}
+            self.applied.add(row["last_batch"])
+        expired = [
+            key
+            for key, row in self.rows.items()
+            if row["status"] == "resolved" and (row["resolved_at"] or 0) <= since_us
+        ]
+        for key in expired:
+            del self.rows[key]
+
+
+def apply_detections(
     spark: SparkSession,
     settings: Settings,
     *,
     table: str,
     use_case: str,
-    detections: DataFrame,
+    groups: list[Row],
     batch_id: int,
     query: str,
     now: datetime | None = None,
     before_commit: Callable[[list[dict[str, Any]]], None] | None = None,
+    current: CurrentAlerts | None = None,
 ) -> list[dict[str, Any]]:
-    """Apply a micro-batch of detections (``DETECTIONS``) to the alerts table, once.
+    """Apply a micro-batch's aggregated detections (:func:`collect_groups`) to the table, once.
 
     Returns the changed alerts (times as UTC datetimes) with ``notify`` — true only for a
     newly opened alert or a severity escalation, never for replays and backfills — and
@@ -335,9 +423,12 @@ def record_detections(
     the same list just before the MERGE: queue notifications there, so a crash after the
     commit cannot lose them (the replayed batch is a no-op, and re-queuing after a crash
     before it is ignored by the outbox). ``now`` is the processing time (wall clock).
+    ``current`` keeps the alerts between a stream's batches (read afresh when None).
     """
     from delta.tables import DeltaTable
 
+    if not groups:
+        return []
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -346,40 +437,22 @@ def record_detections(
         timings[stage] = round(time.perf_counter() - clock, 3)
         clock = time.perf_counter()
 
-    groups = [row.asDict() for row in aggregate_detections(detections).collect()]
-    lap("aggregate")
-    if not groups:
-        return []
     path = ensure_alerts_table(spark, settings, table)
     tag = f"{query}:{batch_id}"
     now_us = to_micros(now or datetime.now(UTC))
     a = settings.alerts
-    keys = sorted({f"{g['entity']}{_KEY_SEP}{g['rule']}" for g in groups})
+    keys = sorted({(g["entity"], g["rule"]) for g in groups})
     since_us = now_us - int(a.suppress_seconds * 1_000_000)
+    alerts = current or CurrentAlerts()
 
     def attempt() -> list[dict[str, Any]]:
-        # One scan: this batch's rows if it was applied, else the alerts detections fold into.
-        rows = _collect(
-            spark.read.format("delta")
-            .load(path)
-            .where(
-                (F.col("last_batch") == tag)
-                | (
-                    (F.col("use_case") == use_case)
-                    & F.concat_ws(_KEY_SEP, "entity", "rule").isin(keys)
-                    & (
-                        (F.col("status") != "resolved")
-                        | (F.unix_micros("resolved_at") > F.lit(since_us))
-                    )
-                )
-            )
-        )
-        lap("read")
-        if any(row["last_batch"] == tag for row in rows):
+        if not alerts.fresh(spark, path, use_case, tag, since_us):
             log.info("%s: batch %s was already applied; nothing to do", table, tag)
             return []
+        before = alerts.version
+        lap("read")
         changes = plan_changes(
-            rows,
+            alerts.of(keys),
             groups,
             use_case=use_case,
             suppress_seconds=a.suppress_seconds,
@@ -401,6 +474,7 @@ def record_detections(
             .execute()
         )
         lap("merge")
+        alerts.committed(spark, path, before, changes, since_us)
         log.info("%s batch %s: %d alerts changed, seconds %s", table, tag, len(result), timings)
         return result
 
@@ -415,15 +489,17 @@ TOPIC_CHANNEL = "alerts_topic"
 class Lifecycle:
     """A stream's alert lifecycle: detections -> alerts table -> outbox -> topic and people.
 
-    The one path the infra and hosts sinks take (markets next: measured, its MERGE per
-    micro-batch cost twice the stream's time, docs/benchmarks.md): a micro-batch's
-    detections (``DETECTIONS``) are folded into ``table`` once per (checkpoint, batch).
-    Just before that commit, every changed alert is queued in the durable outbox for the
-    alerts topic (once per alert and batch) and, if people are to be told, for their
-    channels; right after it, the topic's queue is drained. A crash between the commit
-    and the publication therefore loses nothing (the next batch drains what is queued)
-    and a replayed batch queues nothing twice; the topic stays at least once only for a
-    crash between Kafka's acknowledgement and the outbox marking it sent.
+    The path the infra and hosts sinks take (markets not yet: its MERGE per micro-batch
+    costs more than the rest of its batch, docs/benchmarks.md): a micro-batch's detections
+    (``DETECTIONS``) are folded into ``table`` once per (checkpoint, batch), against the
+    current alerts kept on the driver (:class:`CurrentAlerts`). Just before that commit,
+    every changed alert is queued in the durable outbox for the alerts topic (once per
+    alert and batch) and, if people are to be told, for their channels; :meth:`drain`
+    then publishes the topic's queue (:meth:`record` does both; the sink calls it once
+    the batch's records are stored). A crash between the commit and the publication
+    therefore loses nothing (the next batch drains what is queued) and a replayed batch
+    queues nothing twice; the topic stays at least once only for a crash between Kafka's
+    acknowledgement and the outbox marking it sent.
     """
 
     def __init__(
@@ -444,6 +520,7 @@ class Lifecycle:
             if channels is None or name in channels
         }
         self.outbox = Outbox.from_settings(settings)
+        self.current = CurrentAlerts()
 
     def _queue(self, alerts: list[dict[str, Any]]) -> None:
         from anomalake.alerts.delivery import queue_notifications
@@ -455,25 +532,47 @@ class Lifecycle:
     def _publish(self, alerts: list[dict[str, Any]]) -> None:
         publish_alerts(self.settings, alerts)
 
-    def record(self, detections: DataFrame, batch_id: int, query: str) -> list[dict[str, Any]]:
-        """Apply one micro-batch's detections; returns the alerts it changed."""
+    def query_tag(self, spark: SparkSession, query: str) -> str:
+        """``query`` with the running streaming query's id (call on the batch's thread).
+
+        The alerts table remembers applied batches by (query id, batch id): the id is kept
+        in the checkpoint, so a new checkpoint (batch ids from 0) is a new query.
+        """
         from spark.tables import stream_query_id
 
-        # the alerts table remembers applied batches by (query id, batch id): the id is
-        # kept in the checkpoint, so a new checkpoint (batch ids from 0) is a new query
-        query_id = stream_query_id(detections.sparkSession)
-        changed = record_detections(
-            detections.sparkSession,
+        query_id = stream_query_id(spark)
+        return f"{query}:{query_id}" if query_id else query
+
+    def apply(
+        self, spark: SparkSession, groups: list[Row], batch_id: int, query: str
+    ) -> list[dict[str, Any]]:
+        """Fold one micro-batch's aggregated detections in; returns the alerts changed.
+
+        Queues them for the topic and people before the commit; :meth:`drain` sends them.
+        """
+        return apply_detections(
+            spark,
             self.settings,
             table=self.table,
             use_case=self.use_case,
-            detections=detections,
+            groups=groups,
             batch_id=batch_id,
-            query=f"{query}:{query_id}" if query_id else query,
+            query=query,
             before_commit=self._queue,
+            current=self.current,
         )
-        # a replayed batch queues nothing (it is already applied): a sent row can go
+
+    def drain(self) -> None:
+        """Send what is queued for the alerts topic (a replayed batch queued nothing)."""
         self.outbox.drain_batch(TOPIC_CHANNEL, self._publish)
+
+    def record(self, detections: DataFrame, batch_id: int, query: str) -> list[dict[str, Any]]:
+        """Apply one micro-batch's detections and send the changes; returns them."""
+        spark = detections.sparkSession
+        changed = self.apply(
+            spark, collect_groups(detections), batch_id, self.query_tag(spark, query)
+        )
+        self.drain()
         return changed
 
 

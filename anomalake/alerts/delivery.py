@@ -16,7 +16,7 @@ The speed layer wires it as::
     channels = channels_from_settings(settings)
     worker = DeliveryWorker(outbox, channels, settings.alerts.deliver_every_seconds)
     worker.start()
-    # in foreachBatch: record_detections(..., before_commit=lambda alerts:
+    # in foreachBatch: apply_detections(..., before_commit=lambda alerts:
     #     queue_notifications(outbox, channels, alerts))
     worker.stop()
 """

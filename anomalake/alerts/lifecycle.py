@@ -7,7 +7,7 @@ then acknowledge and resolve alerts. Detections from replays and backfills are r
 never delivered to people.
 
 :func:`fold` is the one implementation: :class:`AlertBook` keeps alerts in memory with
-it, and :func:`spark.alerts.record_detections` applies it to the rows of a Delta table.
+it, and :class:`spark.alerts.Lifecycle` applies it to the rows of a Delta table.
 Times are plain numbers in one unit (seconds here, microseconds in the Delta table); the
 suppression window is given in the same unit.
 """

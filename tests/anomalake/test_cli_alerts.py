@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 def test_list_acknowledge_resolve_and_one_line_errors(
     spark: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from spark.alerts import DETECTIONS, record_detections
+    from spark.alerts import DETECTIONS, apply_detections, collect_groups
 
     table = f"alerts_cli_{uuid.uuid4().hex[:8]}"
     s = settings.model_copy(
@@ -32,13 +32,13 @@ def test_list_acknowledge_resolve_and_one_line_errors(
     assert f"no alerts in {table}" in empty.output
 
     at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-    (alert,) = record_detections(
+    (alert,) = apply_detections(
         spark,
         s,
         table=table,
         use_case="infra",
-        detections=spark.createDataFrame(
-            [("pump-7", "t2", 0.995, at, "live", "{}")] * 2, DETECTIONS
+        groups=collect_groups(
+            spark.createDataFrame([("pump-7", "t2", 0.995, at, "live", "{}")] * 2, DETECTIONS)
         ),
         batch_id=0,
         query="cli_test",
