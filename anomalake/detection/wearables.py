@@ -106,7 +106,7 @@ def window_features(frames: Sequence[dict[str, Any]]) -> dict[str, float]:
     temp = _values(frames, "temp")
     if len(temp):
         out["temp_mean"] = float(temp.mean())
-        if len(temp) >= 8 and np.ptp(np.arange(len(temp))) > 0:
+        if len(temp) >= 8:
             minutes = np.arange(len(temp)) / (EXPECTED["temp"] * 60.0)
             out["temp_slope"] = float(np.polyfit(minutes, temp, 1)[0])
     bvp = _values(frames, "bvp")
@@ -141,11 +141,10 @@ def export_features(
     frames: Iterable[dict[str, Any]], window_seconds: int = 60, step_seconds: int = 10
 ) -> pd.DataFrame:
     """Features of every window of one device's frames (batch, training, evaluation)."""
-    rows = []
-    device = None
-    for end, window in rolling_windows(frames, window_seconds, step_seconds):
-        device = window[-1]["device"]
-        rows.append({"device": device, "time": end, **window_features(window)})
+    rows = [
+        {"device": window[-1]["device"], "time": end, **window_features(window)}
+        for end, window in rolling_windows(frames, window_seconds, step_seconds)
+    ]
     frame = pd.DataFrame(rows, columns=["device", "time", *FEATURES])
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
     return frame

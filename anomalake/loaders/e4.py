@@ -60,16 +60,12 @@ class Signal:
     start: float
     rate: float
     data: pd.DataFrame
+    slots: int  # sample rows in the file, accepted or not
 
     @property
     def end(self) -> float:
         """Unix seconds just after the last sample slot (rejected rows included)."""
         return self.start + self.slots / self.rate
-
-    @property
-    def slots(self) -> int:
-        """Sample rows in the file, accepted or not."""
-        return int(self.data.attrs.get("slots", len(self.data)))
 
 
 @dataclass(frozen=True)
@@ -159,7 +155,7 @@ def _header(lines: list[str], stem: str) -> tuple[float, float]:
     return start, rate
 
 
-def _values(lines: list[str], stem: str, names: tuple[str, ...], first_line: int) -> pd.DataFrame:
+def _values(lines: list[str], names: tuple[str, ...], first_line: int) -> pd.DataFrame:
     """Rows of numbers with a ``reason`` (None if the row is a sample), vectorised.
 
     ``first_line`` is the 1-based line number of ``lines[0]`` in its file.
@@ -187,7 +183,6 @@ def _values(lines: list[str], stem: str, names: tuple[str, ...], first_line: int
     reason[blank] = "empty row"
     out["reason"] = reason
     out["line"] = np.arange(first_line, first_line + len(raw))
-    out.attrs["stem"] = stem
     return out
 
 
@@ -209,12 +204,11 @@ def _sampled(text: str, stem: str) -> tuple[Signal, pd.DataFrame]:
     names = SAMPLED[stem][0]
     lines = _lines(text)
     start, rate = _header(lines, stem)
-    values = _values(lines[2:], stem, names, first_line=3)
+    values = _values(lines[2:], names, first_line=3)
     seconds = start + np.arange(len(values)) / rate
     values.insert(0, "time", pd.to_datetime(seconds, unit="s", utc=True))
     kept = values[values["reason"].isna()][["time", *names]].reset_index(drop=True)
-    kept.attrs["slots"] = len(values)
-    return Signal(stem, start, rate, kept), _rejected(values, stem)
+    return Signal(stem, start, rate, kept, len(values)), _rejected(values, stem)
 
 
 def _utc(seconds: np.ndarray) -> pd.DatetimeIndex:
@@ -228,7 +222,7 @@ def _ibi(text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not lines:
         raise AnomalakeError("IBI.csv is empty", "an E4 IBI.csv starts with '<start>, IBI'")
     start = _number(lines[0].split(",")[0], "IBI.csv start")
-    values = _values(lines[1:], "IBI", ("offset_s", "ibi_s"), first_line=2)
+    values = _values(lines[1:], ("offset_s", "ibi_s"), first_line=2)
     nonpositive = values["reason"].isna() & ((values["ibi_s"] <= 0) | (values["offset_s"] < 0))
     values.loc[nonpositive, "reason"] = "negative time or non-positive interval"
     ok = values[values["reason"].isna()]
@@ -239,7 +233,7 @@ def _ibi(text: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _tags(text: str) -> tuple[pd.Series, pd.DataFrame]:
-    values = _values(_lines(text), "tags", ("time",), first_line=1)
+    values = _values(_lines(text), ("time",), first_line=1)
     ok = values[values["reason"].isna()]
     times = pd.Series(_utc(ok["time"].to_numpy()), name="time").sort_values(ignore_index=True)
     return times, _rejected(values, "tags")
