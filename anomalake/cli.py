@@ -8,12 +8,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from anomalake.errors import AnomalakeError
 from anomalake.settings import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from anomalake.alerts.store import AlertStore
 
 app = typer.Typer(
     help="Anomalake: anomaly detection over event streams and their history.",
@@ -876,6 +879,13 @@ def _alerts_table(use_case: str) -> str:
     return tables[use_case]
 
 
+def _alert_store(settings: Settings, table: str) -> AlertStore:
+    """The alerts table ``table`` (read and written without a Spark session)."""
+    from anomalake.alerts.store import AlertStore
+
+    return AlertStore(settings.table_path(table))
+
+
 def _who(by: str | None) -> str:
     import getpass
 
@@ -892,25 +902,24 @@ def alerts_list(
     use_case: UseCase = "infra",
 ) -> None:
     """Alerts, latest updated first: id, status, severity, entity, rule, detections, times."""
-    from spark.alerts import list_alerts
-    from spark.session import get_spark
+    from anomalake.alerts.store import public
 
     settings = get_settings()
     table = _alerts_table(use_case)
-    frame = list_alerts(get_spark(settings), settings, table, status=status, limit=limit)
-    if frame.empty:
+    rows = [public(r) for r in _alert_store(settings, table).list(status=status, limit=limit)]
+    if not rows:
         typer.echo(f"no {status + ' ' if status else ''}alerts in {table}")
         return
     typer.echo(
         f"{'alert_id':32}  {'status':12} {'severity':8} {'entity':20} {'rule':20} "
         f"{'count':>6}  {'last event (UTC)':19}  {'origin':8} by"
     )
-    for r in frame.itertuples(index=False):
-        by = r.resolved_by if r.status == "resolved" else r.acknowledged_by
-        last = r.last_event_time.strftime("%Y-%m-%d %H:%M:%S")
+    for r in rows:
+        by = r["resolved_by"] if r["status"] == "resolved" else r["acknowledged_by"]
+        last = r["last_event_time"].strftime("%Y-%m-%d %H:%M:%S")
         typer.echo(
-            f"{r.alert_id:32}  {r.status:12} {r.severity:8} {r.entity[:20]:20} {r.rule[:20]:20} "
-            f"{r.detections:>6}  {last:19}  {r.origin:8} {by or '-'}"
+            f"{r['alert_id']:32}  {r['status']:12} {r['severity']:8} {r['entity'][:20]:20} "
+            f"{r['rule'][:20]:20} {r['detections']:>6}  {last:19}  {r['origin']:8} {by or '-'}"
         )
 
 
@@ -922,12 +931,9 @@ def alerts_ack(
     use_case: UseCase = "infra",
 ) -> None:
     """Acknowledge an open alert: someone is on it (detections keep folding into it)."""
-    from spark.alerts import acknowledge
-    from spark.session import get_spark
-
     settings = get_settings()
     table = _alerts_table(use_case)
-    alert = acknowledge(get_spark(settings), settings, table, alert_id, _who(by))
+    alert = _alert_store(settings, table).acknowledge(alert_id, _who(by), table)
     typer.echo(f"{alert_id} acknowledged by {alert['acknowledged_by']}")
 
 
@@ -940,12 +946,9 @@ def alerts_resolve(
     use_case: UseCase = "infra",
 ) -> None:
     """Resolve an alert; detections within ANOMALAKE_ALERTS__SUPPRESS_SECONDS still fold in."""
-    from spark.alerts import resolve
-    from spark.session import get_spark
-
     settings = get_settings()
     table = _alerts_table(use_case)
-    alert = resolve(get_spark(settings), settings, table, alert_id, _who(by), note=note)
+    alert = _alert_store(settings, table).resolve(alert_id, _who(by), table, note=note)
     typer.echo(f"{alert_id} resolved by {alert['resolved_by']}")
 
 

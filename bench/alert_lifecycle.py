@@ -11,7 +11,8 @@ and the slowest batch after the first five:
 * ``kept on the driver``: one ``CurrentAlerts`` for the whole run, as the stream's sink
   keeps it: read once, then a Delta-log probe per batch.
 
-Both include the aggregation (one Spark job) and the MERGE. The same detections are
+Both include the aggregation (one Spark job) and the merge (delta-rs since 2026-12-07;
+a Spark MERGE before). The same detections are
 applied both ways, each to its own table, after a warm-up on a third. A script that
 prints figures, not a test.
 """
@@ -28,8 +29,9 @@ from typing import Any
 
 def main(n: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the two ways and print their figures."""
+    from anomalake.alerts.store import AlertStore, CurrentAlerts, apply_detections
     from bench import isolated_spark
-    from spark.alerts import DETECTIONS, CurrentAlerts, apply_detections, collect_groups
+    from spark.alerts import DETECTIONS, collect_groups
 
     settings, spark = isolated_spark()
     rnd = random.Random(1)
@@ -58,13 +60,12 @@ def main(n: int = 25, echo: Callable[[str], None] = print) -> dict[str, Any]:
         for b, batch in enumerate(batches[:count]):
             started = time.perf_counter()
             apply_detections(
-                spark,
-                settings,
-                table=table,
+                AlertStore(settings.table_path(table)),
                 use_case="bench",
                 groups=collect_groups(batch),
-                batch_id=b,
-                query="bench",
+                tag=f"bench:{b}",
+                suppress_seconds=settings.alerts.suppress_seconds,
+                cuts=settings.alerts.severity_cuts,
                 now=start + timedelta(minutes=80 * b),
                 current=current(),
             )

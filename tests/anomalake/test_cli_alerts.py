@@ -1,10 +1,9 @@
-"""`anomalake alerts list | ack | resolve`, in process (the suite's Spark session is reused)."""
+"""`anomalake alerts list | ack | resolve`, in process: no Spark session is involved."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -12,13 +11,11 @@ from typer.testing import CliRunner
 from anomalake import cli
 from anomalake.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 
 def test_list_acknowledge_resolve_and_one_line_errors(
-    spark: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from spark.alerts import DETECTIONS, apply_detections, collect_groups
+    from anomalake.alerts.store import AlertStore, apply_detections, to_micros
 
     table = f"alerts_cli_{uuid.uuid4().hex[:8]}"
     s = settings.model_copy(
@@ -33,15 +30,15 @@ def test_list_acknowledge_resolve_and_one_line_errors(
 
     at = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     (alert,) = apply_detections(
-        spark,
-        s,
-        table=table,
+        AlertStore(s.table_path(table)),
         use_case="infra",
-        groups=collect_groups(
-            spark.createDataFrame([("pump-7", "t2", 0.995, at, "live", "{}")] * 2, DETECTIONS)
-        ),
-        batch_id=0,
-        query="cli_test",
+        groups=[
+            {"entity": "pump-7", "rule": "t2", "origin": "live", "count": 2, "score": 0.995}
+            | {"first_us": to_micros(at), "last_us": to_micros(at), "details": "{}"}
+        ],
+        tag="cli_test:0",
+        suppress_seconds=s.alerts.suppress_seconds,
+        cuts=s.alerts.severity_cuts,
     )
     alert_id = alert["alert_id"]
 

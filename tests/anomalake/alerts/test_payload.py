@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from anomalake.alerts.payload import ALERT_PAYLOAD_VERSION, encode, schema
-from spark.alerts import plan_changes, public
+from anomalake.alerts.store import plan_changes, public
 
 NOW_US = 1_767_607_200_000_000  # 2026-01-05 10:00 UTC
 
