@@ -245,10 +245,7 @@ def _register_use_case(name: str, declared: dict[str, Any]) -> None:
             f"streaming {topic or spec.topic_of(chosen)} -> {tables}; "
             f"checkpoint {settings.checkpoint_path(query.name)}"
         )
-        if spec.alerting.lifecycle == "per_entity_and_rule":
-            run_delivering(settings, query, seconds)
-        else:
-            run_until_stopped(query, seconds)
+        run_delivering(settings, query, seconds)
 
     if verbs.get("backtest"):
 
@@ -866,17 +863,8 @@ By = Annotated[str | None, typer.Option(help="who; defaults to the login name")]
 
 
 def _alerts_table(use_case: str) -> str:
-    """The alert-lifecycle table of ``use_case``; one line saying why if it has none."""
-    settings = get_settings()
-    spec = settings.use_case(use_case)
-    tables = settings.lifecycle_alert_tables
-    if use_case not in tables:
-        raise AnomalakeError(
-            f"{use_case} keeps one alert row per detection in {spec.alerts_table}, not a "
-            "lifecycle (its spec's alerting.lifecycle)",
-            f"use one of {', '.join(tables)}; read {spec.alerts_table} for {use_case}",
-        )
-    return tables[use_case]
+    """The alert-lifecycle table of ``use_case`` (an unknown one is refused in one line)."""
+    return get_settings().use_case(use_case).alerts_table
 
 
 def _alert_store(settings: Settings, table: str) -> AlertStore:

@@ -76,6 +76,7 @@ def run_demo(
         if counts[m.bronze_table] + counts[m.quarantine_table] - before >= report.delivered:
             break
         time.sleep(2)
+    query.processAllAvailable()  # the last batch's alerts are committed after its bronze
     query.stop()
     counts = table_counts(spark, settings)
     echo("")
@@ -86,18 +87,33 @@ def run_demo(
         f"quarantined records   {counts[m.quarantine_table]:>8}  "
         f"{settings.table_path(m.quarantine_table)}"
     )
+    bronze = spark.read.format("delta").load(settings.table_path(m.bronze_table))
+    fired = bronze.where(F.col("a1") | F.col("a2"))
+    per_rule = fired.agg(
+        F.count(F.lit(1)).alias("bars"),
+        F.count(F.when(F.col("a1"), 1)).alias("A1"),
+        F.count(F.when(F.col("a2"), 1)).alias("A2"),
+    ).first()
+    assert per_rule is not None
     echo(
-        f"alerts                {counts[m.alerts_table]:>8}  {settings.table_path(m.alerts_table)}"
-        f" and topic '{settings.kafka.alerts_topic}'"
+        f"bars fired on         {per_rule['bars']:>8}  (A1 {per_rule['A1']}, A2 {per_rule['A2']};"
+        " their flags are in bronze)"
     )
     alerts = spark.read.format("delta").load(settings.table_path(m.alerts_table))
-    by_rule = alerts.select(F.explode("rules").alias("rule")).groupBy("rule").count()
-    echo(
-        "anomalies by rule:    "
-        + ", ".join(f"{r['rule']} {r['count']}" for r in by_rule.orderBy("rule").collect())
+    states = ", ".join(
+        f"{r['status']} {r['count']}"
+        for r in alerts.groupBy("status").count().orderBy("status").collect()
     )
-    top = alerts.groupBy("symbol").count().orderBy(F.desc("count"), "symbol").limit(5).collect()
-    echo("top symbols:          " + ", ".join(f"{r['symbol']} {r['count']}" for r in top))
+    echo(
+        f"alerts                {counts[m.alerts_table]:>8}  {settings.table_path(m.alerts_table)}"
+        f" and topic '{settings.kafka.alerts_topic}' ({states or 'none'})"
+    )
+    echo(
+        f"an analyst gets {counts[m.alerts_table]} alerts for {per_rule['bars']} fired bars: "
+        "one per symbol and rule until resolved (`anomalake alerts list --use-case markets`)"
+    )
+    top = fired.groupBy("symbol").count().orderBy(F.desc("count"), "symbol").limit(5).collect()
+    echo("most fired bars:      " + ", ".join(f"{r['symbol']} {r['count']}" for r in top))
     reasons = (
         spark.read.format("delta")
         .load(settings.table_path(m.quarantine_table))

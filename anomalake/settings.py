@@ -458,13 +458,9 @@ class Settings(BaseSettings):
         return self.use_cases[name]
 
     @property
-    def lifecycle_alert_tables(self) -> dict[str, str]:
-        """The alert-lifecycle table of each use case whose alerts have one (not markets yet)."""
-        return {
-            name: spec.alerts_table
-            for name, spec in self.use_cases.items()
-            if spec.alerting.lifecycle == "per_entity_and_rule"
-        }
+    def alert_tables(self) -> dict[str, str]:
+        """The alert-lifecycle table of each use case."""
+        return {name: spec.alerts_table for name, spec in self.use_cases.items()}
 
     @property
     def alerts_outbox(self) -> Path:

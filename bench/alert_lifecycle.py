@@ -7,9 +7,9 @@ times moving forward) to a fresh alerts table, two ways, and prints per way the 
 and the slowest batch after the first five:
 
 * ``read each batch``: the current alerts of the batch's entities and rules read from the
-  table on every batch (a new :class:`spark.alerts.CurrentAlerts` each time);
+  table on every batch (a new :class:`anomalake.alerts.store.CurrentAlerts` each time);
 * ``kept on the driver``: one ``CurrentAlerts`` for the whole run, as the stream's sink
-  keeps it: read once, then a Delta-log probe per batch.
+  keeps it: read once, then a check of the table version per batch.
 
 Both include the aggregation (one Spark job) and the merge (delta-rs since 2026-12-07;
 a Spark MERGE before). The same detections are

@@ -33,7 +33,8 @@ For the logical date (a trade date):
 7. `cluster_symbol_days` — K-Means (k by silhouette) over symbol-day features, tracked in
    MLflow; atypical symbol-days to `batch_anomalies_markets_daily` with the reason.
 8. `recompute_rules` — A1/A2 over silver with the speed layer's own code into
-   `batch_anomalies_markets`, and `reconciliation_markets` against the stream's alerts.
+   `batch_anomalies_markets`, and `reconciliation_markets` against the bars the stream
+   fired on (their A1/A2 flags in bronze).
 
 Runs on weekdays once the day's session is over (12:00 UTC; the exchange closes 10:00
 UTC). An exchange holiday has no bars: its empty day is reported as a warning, not a
@@ -132,7 +133,7 @@ def markets_batch() -> None:
 
     @task
     def recompute_rules(ds: str | None = None) -> dict[str, int]:
-        """A1/A2 recomputed over silver and reconciled with the stream's alerts."""
+        """A1/A2 recomputed over silver and reconciled with the bars the stream fired on."""
         from spark.jobs.markets_batch import recompute_and_reconcile
 
         return recompute_and_reconcile(*_session(), _days(ds))

@@ -81,8 +81,7 @@ TOPIC_CHANNEL = "alerts_topic"
 class Lifecycle:
     """A stream's alert lifecycle: detections -> alerts table -> outbox -> topic and people.
 
-    The path the infra and hosts sinks take (markets not yet: its MERGE per micro-batch
-    costs more than the rest of its batch, docs/benchmarks.md): a micro-batch's detections
+    Every use case's sink takes it: a micro-batch's detections
     (``DETECTIONS``) are folded into ``table`` once per (checkpoint, batch), against the
     current alerts kept on the driver (:class:`CurrentAlerts`). Just before that commit,
     every changed alert is queued in the durable outbox for the alerts topic (once per
@@ -114,6 +113,7 @@ class Lifecycle:
         self.outbox = Outbox.from_settings(settings)
         self.store = AlertStore(settings.table_path(table))
         self.current = CurrentAlerts()
+        self._publisher: Publisher | None = None  # made at the first send, kept
 
     def _queue(self, alerts: list[dict[str, Any]]) -> None:
         from anomalake.alerts.delivery import queue_notifications
@@ -123,7 +123,17 @@ class Lifecycle:
             queue_notifications(self.outbox, self.channels, alerts)
 
     def _publish(self, alerts: list[dict[str, Any]]) -> None:
-        publish_alerts(self.settings, alerts)
+        from anomalake.producer import Publisher
+
+        if self._publisher is None:
+            self._publisher = Publisher(self.settings.kafka)
+        publish_alerts(self.settings, alerts, self._publisher)
+
+    def close(self) -> None:
+        """Close the alerts topic's producer, if one was made."""
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
 
     def query_tag(self, spark: SparkSession, query: str) -> str:
         """``query`` with the running streaming query's id (call on the batch's thread).
@@ -166,7 +176,9 @@ class Lifecycle:
 
 
 # --- the alerts topic ------------------------------------------------------------------
-def publish_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
+def publish_alerts(
+    settings: Settings, alerts: list[dict[str, Any]], publisher: Publisher | None = None
+) -> None:
     """Send changed alerts to the alerts topic keyed by ``alert_id``.
 
     The payload is :func:`anomalake.alerts.payload.payload` (``"v": 2``; its JSON Schema is
@@ -176,7 +188,7 @@ def publish_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
     """
     from anomalake.alerts.payload import encode
 
-    publish(settings, [(str(a["alert_id"]), encode(a)) for a in alerts])
+    publish(settings, [(str(a["alert_id"]), encode(a)) for a in alerts], publisher)
 
 
 def publish(

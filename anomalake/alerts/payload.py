@@ -1,9 +1,8 @@
 """The one alert payload on the alerts topic: versioned, with a JSON Schema in ``docs/``.
 
-Every use case on the alert lifecycle (infra, hosts) publishes the same shape: the alert's
+Every use case (markets, infra, hosts) publishes the same shape: the alert's
 row of the lifecycle table as people see it, plus what changed (``event``) and whether
-people were told (``notify``). The markets stream still publishes its version-1 message,
-one per fired bar, until it moves to the lifecycle. Times are
+people were told (``notify``). Times are
 ISO 8601 in UTC. ``v`` is :data:`ALERT_PAYLOAD_VERSION`; a change of shape is a new
 version, and ``docs/alert-payload.schema.json`` is the contract consumers validate against.
 Consumers deduplicate on the key (``alert_id``) and ``updated_at``: delivery is at least
@@ -19,7 +18,7 @@ from typing import Any
 
 from anomalake.settings import PROJECT_ROOT
 
-#: Version 1 is the markets stream's one message per fired bar (it has no lifecycle yet).
+#: Version 1 was the markets stream's one message per fired bar, before its lifecycle.
 ALERT_PAYLOAD_VERSION = 2
 SCHEMA_PATH = PROJECT_ROOT / "docs" / "alert-payload.schema.json"
 #: The fields of a payload, in order (``v`` first).

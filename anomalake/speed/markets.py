@@ -270,7 +270,6 @@ class MarketsStep(EntityStep):
             "mean_volume",
             "volume_ratio",
         ),
-        key=("symbol", "minute"),
     )
 
     def __init__(self, params: MarketRuleParams, flush_after_ms: int, ttl_ms: int) -> None:

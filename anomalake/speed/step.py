@@ -79,9 +79,7 @@ class Detections:
         flags: rule name -> boolean column, for rules with a column each (markets' A1/A2).
         rule_severity: rule name -> severity, for a fired rule's score (its severity's
             lowest score under the alert cuts).
-        details: columns kept with each detection (its JSON details, or the columns of a
-            per-detection alert row).
-        key: columns that identify one detection (its alert id, if one row per detection).
+        details: columns kept with each detection (its JSON details).
     """
 
     score: str | None = None
@@ -91,7 +89,6 @@ class Detections:
     flags: Mapping[str, str] = field(default_factory=dict)
     rule_severity: Mapping[str, str] = field(default_factory=dict)
     details: tuple[str, ...] = ()
-    key: tuple[str, ...] = ()
 
 
 class EntityStep(ABC):

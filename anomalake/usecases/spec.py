@@ -143,16 +143,14 @@ class Scorer(BaseModel):
 
 
 class AlertPolicy(BaseModel):
-    """What a detection becomes and who hears of it."""
+    """Who hears of an alert, and how severe it is.
+
+    Every use case has the one lifecycle (:mod:`anomalake.alerts.lifecycle`): one open
+    alert per entity and rule, escalated, acknowledged and resolved.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    lifecycle: Literal["per_entity_and_rule", "per_detection"] = Field(
-        default="per_entity_and_rule",
-        description="per_entity_and_rule: one open alert per entity and rule (escalated, "
-        "acknowledged, resolved); per_detection: one row per detection (markets, until its "
-        "lifecycle is cheap enough for its rate)",
-    )
     channels: tuple[Literal["topic", "webhook", "email"], ...] = Field(
         default=("topic",),
         description="where alerts go: the alerts topic always; webhook and e-mail when "

@@ -103,14 +103,9 @@ def fired(scored: DataFrame) -> DataFrame:
     )
 
 
-def _compared(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
-    """Stream alerts and batch anomalies side by side on (symbol, minute)."""
-    s = stream_alerts.select(
-        "symbol",
-        (F.unix_timestamp("event_time") / 60).cast("long").alias("minute"),
-        F.array_join("rules", ",").alias("stream_rules"),
-        "event_time",
-    )
+def _compared(stream_fired: DataFrame, batch_fired: DataFrame) -> DataFrame:
+    """The stream's fired bars and the batch's (both :func:`fired`) side by side."""
+    s = stream_fired.select("symbol", "minute", F.col("rules").alias("stream_rules"), "event_time")
     b = batch_fired.select(
         "symbol",
         "minute",
@@ -122,10 +117,10 @@ def _compared(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
     )
 
 
-def reconcile(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
+def reconcile(stream_fired: DataFrame, batch_fired: DataFrame) -> DataFrame:
     """Per day: anomalies in both, only in batch (the stream missed), only in the stream."""
     return (
-        _compared(stream_alerts, batch_fired)
+        _compared(stream_fired, batch_fired)
         .groupBy("day")
         .agg(
             F.count(F.when(F.col("stream_rules") == F.col("batch_rules"), 1)).alias("matched"),
@@ -138,7 +133,7 @@ def reconcile(stream_alerts: DataFrame, batch_fired: DataFrame) -> DataFrame:
 
 
 def explain_differences(
-    stream_alerts: DataFrame,
+    stream_fired: DataFrame,
     batch_fired: DataFrame,
     quarantine: DataFrame,
     silver: DataFrame,
@@ -155,7 +150,7 @@ def explain_differences(
     ``unexplained``.
     """
     diffs = (
-        _compared(stream_alerts, batch_fired)
+        _compared(stream_fired, batch_fired)
         .where(
             F.col("stream_rules").isNull()
             | F.col("batch_rules").isNull()
@@ -249,7 +244,7 @@ def build_silver(spark: SparkSession, settings: Settings, days: Days) -> dict[st
 
 
 def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days) -> dict[str, int]:
-    """A1/A2 of ``days`` recomputed over silver, and the reconciliation with the stream's alerts."""
+    """A1/A2 of ``days`` recomputed over silver, reconciled with the bars the stream fired on."""
     from anomalake.detection.markets import rule_params
 
     m = settings.markets
@@ -258,13 +253,19 @@ def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days)
         "trade_date", trade_date()
     )
     rows = replace_days(anomalies, settings.table_path(m.batch_anomalies_table), days)
-    alerts = read_table_or_empty(
-        spark, settings, m.alerts_table, "symbol string, event_time timestamp, rules array<string>"
-    ).where(days.contains(trade_date()))
+    # the stream's fired bars: bronze keeps each bar's A1/A2 flags
+    stream_fired = fired(
+        read_table_or_empty(
+            spark,
+            settings,
+            m.bronze_table,
+            "symbol string, minute long, event_time timestamp, a1 boolean, a2 boolean",
+        ).where(days.contains(trade_date()))
+    )
     recomputed = read_table(spark, settings, m.batch_anomalies_table).where(
         days.contains("trade_date")
     )
-    report = reconcile(alerts, recomputed).withColumnRenamed("day", "trade_date")
+    report = reconcile(stream_fired, recomputed).withColumnRenamed("day", "trade_date")
     replace_days(report, settings.table_path(m.reconciliation_table), days)
     quarantine = read_table_or_empty(
         spark,
@@ -272,7 +273,7 @@ def recompute_and_reconcile(spark: SparkSession, settings: Settings, days: Days)
         m.quarantine_table,
         "symbol string, event_time timestamp, reason string",
     ).where(days.widened(1).contains(trade_date()))
-    details = explain_differences(alerts, recomputed, quarantine, silver, m.a2_window_minutes)
+    details = explain_differences(stream_fired, recomputed, quarantine, silver, m.a2_window_minutes)
     differences = replace_days(details, settings.table_path(m.reconciliation_details_table), days)
     return {"batch_anomalies": rows, "differences": differences}
 

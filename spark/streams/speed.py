@@ -10,11 +10,11 @@
 3. **per entity**, the use case's :class:`~anomalake.speed.step.EntityStep` runs in
    Spark's state store (``applyInPandasWithState``), every record coming out once, scored
    or with its reason; an entity silent for the step's timeout is flushed or dropped;
-4. **sink** (``foreachBatch``, :func:`write_outputs`): the detections first (the alert
-   lifecycle, or one row per detection and its topic message, as the spec's
-   ``alerting.lifecycle`` says), then side by side accepted records to bronze, the rest
-   to quarantine and, if declared, per-entity window counts. Every Delta append is
-   exactly once per batch (:class:`~spark.tables.BatchAppender`).
+4. **sink** (``foreachBatch``, :func:`write_outputs`): side by side accepted records to
+   bronze and the rest to quarantine, then the detections folded into the alert
+   lifecycle (one alert per entity and rule; :class:`spark.alerts.Lifecycle`) and, if
+   declared, per-entity window counts. Every Delta append is exactly once per batch
+   (:class:`~spark.tables.BatchAppender`), and so is the lifecycle's merge.
 
 Backfills, backtests and offline replays call :func:`score_batch`: the same step per
 entity from an empty state, so the same scores.
@@ -51,6 +51,7 @@ from pyspark.sql.types import (
 )
 
 from anomalake.alerts.lifecycle import score_of_severity
+from anomalake.alerts.store import AlertStore
 from anomalake.errors import AnomalakeError
 from anomalake.settings import Settings
 from anomalake.speed.records import KAFKA_COLUMNS
@@ -59,7 +60,6 @@ from anomalake.usecases.spec import RecordLimits, UseCaseSpec
 from spark.ingest import bronze_rows
 from spark.streams.lifetime import BatchSink, release_on_stop
 from spark.tables import (
-    BATCH_ID,
     BatchAppender,
     batch_time,
     create_if_missing,
@@ -451,41 +451,6 @@ def _fired_rules(d: Any) -> Any:
     return arrays[0] if len(arrays) == 1 else F.concat(*arrays)
 
 
-def detection_rows(scored: DataFrame, step: EntityStep, batch_id: int | None = None) -> DataFrame:
-    """One alert row per record on which a rule fired (the ``per_detection`` policy).
-
-    Its ``alert_id`` (deterministic: the step's detection ``key`` columns), the entity,
-    event time, the rules fired, the step's detail columns and the record's coordinates,
-    detected at the micro-batch's time (:func:`~spark.tables.batch_time`), in the batch of
-    ``scored``'s ``batch_id`` column (:func:`~spark.tables.with_batch_columns`), or of
-    ``batch_id`` when it has none.
-    """
-    if BATCH_ID in scored.columns:
-        batch = F.col(BATCH_ID)
-    elif batch_id is not None:
-        batch = F.lit(batch_id).cast("long")
-    else:
-        raise ValueError("detection_rows needs a batch: a batch_id column or argument")
-    d = step.detections
-    fired = _fired_rules(d)
-    if fired is None:
-        raise ValueError("one row per detection needs rules that fire")
-    key = d.key or (step.entity, step.event_time)
-    flagged = F.col(d.anomaly) if d.anomaly else F.lit(False)
-    return scored.where(F.col("reason").isNull() & ((F.size(fired) > 0) | flagged)).select(
-        F.sha2(F.concat_ws("|", *(F.col(c).cast("string") for c in key)), 256)
-        .substr(1, 32)
-        .alias("alert_id"),
-        step.entity,
-        F.col(step.event_time).alias("event_time"),
-        fired.alias("rules"),
-        *d.details,
-        *(c for c in ("topic", "partition", "offset", "kafka_timestamp") if c not in d.details),
-        batch_time(scored).alias("detected_at"),
-        batch.alias(BATCH_ID),
-    )
-
-
 def window_counts(scored: DataFrame, step: EntityStep, minutes: int) -> DataFrame:
     """Records, anomalies and the highest score per entity and ``minutes``-long window."""
     window = F.window(step.event_time, f"{minutes} minutes")
@@ -597,88 +562,46 @@ class Tables:
 def write_outputs(
     settings: Settings, spec: UseCaseSpec, step: EntityStep, stream: str | None = None
 ) -> BatchSink:
-    """The ``foreachBatch`` sink: bronze, quarantine, the detections, window counts.
+    """The ``foreachBatch`` sink: bronze, quarantine, the alert lifecycle, window counts.
 
-    The batch is cached for what follows. With one row per detection (``per_detection``)
-    one Spark job scores the batch and appends its alerts first; then, in threads, the
-    alerts go to the topic from the driver (at least once, keyed by the deterministic
-    ``alert_id``), the accepted records to bronze and the rest to quarantine, and the
-    batch lasts as long as the longest. With the lifecycle (``per_entity_and_rule``),
-    bronze and quarantine are written side by side first, then the detections are folded
-    into the alerts table and the changed alerts go to the outbox, the alerts topic and
-    people (:class:`spark.alerts.Lifecycle`): an alert sent has its records stored.
-    Window counts, if declared, are recomputed from bronze last. An empty part commits
-    nothing (Delta records no empty append).
+    The batch is cached for what follows: bronze and quarantine are written side by side
+    first (the first of them computes the batch), then the detections are folded into
+    the alerts table and the changed alerts go to the outbox, the alerts topic and people
+    (:class:`spark.alerts.Lifecycle`): an alert sent has its records stored. Window
+    counts, if declared, are recomputed from bronze last. An empty part commits nothing.
     """
-    from anomalake.producer import SCHEMA_VERSION, Publisher
-    from spark.alerts import Lifecycle, publish
+    from spark.alerts import Lifecycle
 
     settings = alert_settings(settings, spec)
     tables = Tables(settings, spec, stream)
     appender = BatchAppender()
-    per_detection = spec.alerting.lifecycle == "per_detection"
-    lifecycle = (
-        None
-        if per_detection
-        else Lifecycle(settings, tables.alerts, spec.name, spec.alerting.channels)
-    )
-    publisher = Publisher(settings.kafka) if per_detection else None
-    pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"{tables.query}-sink")
+    lifecycle = Lifecycle(settings, tables.alerts, spec.name, spec.alerting.channels)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{tables.query}-sink")
     cuts = settings.alerts.severity_cuts
 
     def append(
-        rows: DataFrame,
-        table: str,
-        app: str,
-        batch_id: int,
-        partition: str | None = None,
-        coalesce: bool = True,
+        rows: DataFrame, table: str, app: str, batch_id: int, partition: str | None = None
     ) -> dict[str, float]:
         started = time.perf_counter()
-        path = tables.path(table)
-        appender.append(rows, path, f"{app}.{table}", batch_id, partition, coalesce=coalesce)
+        appender.append(rows, tables.path(table), f"{app}.{table}", batch_id, partition)
         return {table: time.perf_counter() - started}
 
-    def send(alerts: DataFrame) -> dict[str, float]:
-        started = time.perf_counter()
-        messages = alerts.select(
-            "alert_id",
-            F.to_json(F.struct(F.lit(SCHEMA_VERSION).alias("v"), "*")).alias("value"),
-        ).toArrow()
-        keys = messages.column("alert_id").to_pylist()
-        values = messages.column("value").to_pylist()
-        pairs = [(k, v.encode()) for k, v in zip(keys, values, strict=True)]
-        publish(settings, pairs, publisher)
-        return {"alerts_topic": time.perf_counter() - started}
-
     def sink(scored: DataFrame, batch_id: int) -> None:
-        started = time.perf_counter()
         # the batch's id and time as columns: as literals, they would make each batch
         # compile its own code (spark.tables.with_batch_columns)
         batch = with_batch_columns(scored, batch_id, datetime.now(UTC)).persist()
-        alerts = detection_rows(batch, step) if per_detection else None
         try:
             app = stream_app_id(batch.sparkSession, tables.query)
-            side: list[tuple[Any, tuple[Any, ...]]] = []
-            if alerts is not None:
-                alerts.persist()
-                # One job scores the batch and appends its alerts (one file per state
-                # partition: no coalescing, which would score in one task): an alert row
-                # waits for nothing else.
-                append(alerts, tables.alerts, app, batch_id, coalesce=False)
-                side.append((send, (alerts,)))
-            timings = {"score_and_alerts": time.perf_counter() - started}
             accepted = accepted_rows(batch, step)
-            side += [
+            side: list[tuple[Any, tuple[Any, ...]]] = [
                 (append, (accepted, tables.bronze, app, batch_id, "event_date")),
                 (append, (quarantine_rows(batch, step), tables.quarantine, app, batch_id)),
             ]
-            timings.update(_side_by_side(pool, batch, side, batch_id))
-            if lifecycle is not None:
-                # after bronze: an alert people hear of has its records stored
-                recorded = time.perf_counter()
-                lifecycle.record(detections(batch, step, cuts), batch_id, tables.query)
-                timings["alert_lifecycle"] = time.perf_counter() - recorded
+            timings = _side_by_side(pool, batch, side, batch_id)
+            # after bronze: an alert people hear of has its records stored
+            recorded = time.perf_counter()
+            lifecycle.record(detections(batch, step, cuts), batch_id, tables.query)
+            timings["alert_lifecycle"] = time.perf_counter() - recorded
             if tables.counts is not None:
                 counted = time.perf_counter()
                 _update_counts(
@@ -691,14 +614,11 @@ def write_outputs(
                 timings[tables.counts] = time.perf_counter() - counted
             log.info("batch %d seconds %s", batch_id, {k: round(v, 3) for k, v in timings.items()})
         finally:
-            if alerts is not None:
-                alerts.unpersist()
             batch.unpersist()
 
     def release() -> None:
         pool.shutdown(wait=False)
-        if publisher is not None:
-            publisher.close()
+        lifecycle.close()
 
     return BatchSink(sink, release)
 
@@ -713,12 +633,11 @@ def ensure_tables(
         (tables.bronze, accepted_rows(empty, step), "event_date"),
         (tables.quarantine, quarantine_rows(empty, step), None),
     ]
-    if spec.alerting.lifecycle == "per_detection":
-        wanted.append((tables.alerts, detection_rows(empty, step, -1), None))
     if tables.counts is not None:
         wanted.append((tables.counts, window_counts(empty, step, spec.counts_window_minutes), None))
     for table, frame, partition in wanted:
         create_if_missing(frame, settings.table_path(table), partition)
+    AlertStore(settings.table_path(tables.alerts)).ensure()
 
 
 def start(

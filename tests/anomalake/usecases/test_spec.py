@@ -48,8 +48,12 @@ def test_topics_partitions_and_lifecycles_come_from_the_specs() -> None:
         "hosts.memory": 1,
         "alerts": 1,
     }
-    # markets declares one row per detection: no lifecycle table to ack in
-    assert settings.lifecycle_alert_tables == {"infra": "alerts_infra", "hosts": "alerts_hosts"}
+    # every use case has the one alert lifecycle, in its own table
+    assert settings.alert_tables == {
+        "markets": "alerts_markets",
+        "infra": "alerts_infra",
+        "hosts": "alerts_hosts",
+    }
     assert settings.hosts.model_name("dev-", "memory") == "dev-hosts-toniot-memory"
 
 
@@ -120,7 +124,7 @@ def test_a_new_use_case_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         lines = settings.use_case("lines")
         assert isinstance(lines, UseCaseSpec) and lines.fields["speed"].unit == "m/s"
         assert settings.topic_partitions["lines.speed"] == 1
-        assert settings.lifecycle_alert_tables["lines"] == "alerts_lines"
+        assert settings.alert_tables["lines"] == "alerts_lines"
     finally:
         spec_module._read.cache_clear()
 

@@ -63,20 +63,19 @@ def test_gaps_cover_every_dropped_minute_inside_a_session(spark, tmp_path: Path)
         ), row
 
 
-def test_reconcile_counts_matches_misses_and_additions(spark) -> None:  # type: ignore[no-untyped-def]
-    t0 = "2026-04-06 04:00:00"
-    stream = spark.createDataFrame(
-        [("A", t0, ["A1"]), ("A", "2026-04-06 04:01:00", ["A2"])],
-        "symbol string, event_time string, rules array<string>",
-    ).withColumn("event_time", F.to_timestamp("event_time"))
-    batch = (
-        spark.createDataFrame(
-            [("A", t0, "A1"), ("A", "2026-04-06 04:02:00", "A1")],
-            "symbol string, event_time string, rules string",
-        )
+def _fired(spark, rows: list[tuple[str, str, str]]):  # type: ignore[no-untyped-def]
+    """Fired bars as :func:`spark.jobs.markets_batch.fired` gives them (stream or batch)."""
+    return (
+        spark.createDataFrame(rows, "symbol string, event_time string, rules string")
         .withColumn("event_time", F.to_timestamp("event_time"))
         .withColumn("minute", (F.unix_timestamp("event_time") / 60).cast("long"))
     )
+
+
+def test_reconcile_counts_matches_misses_and_additions(spark) -> None:  # type: ignore[no-untyped-def]
+    t0 = "2026-04-06 04:00:00"
+    stream = _fired(spark, [("A", t0, "A1"), ("A", "2026-04-06 04:01:00", "A2")])
+    batch = _fired(spark, [("A", t0, "A1"), ("A", "2026-04-06 04:02:00", "A1")])
     (row,) = reconcile(stream, batch).collect()
     assert (row["matched"], row["missed_by_stream"], row["added_by_stream"]) == (1, 1, 1)
 
@@ -87,22 +86,15 @@ def test_differences_between_stream_and_batch_come_with_a_reason(spark) -> None:
     def at(hhmm: str) -> str:
         return f"2026-04-06 04:{hhmm}:00"
 
-    stream = spark.createDataFrame(
-        [("A", at("00"), ["A1"]), ("A", at("01"), ["A2"])],
-        "symbol string, event_time string, rules array<string>",
-    ).withColumn("event_time", F.to_timestamp("event_time"))
-    batch = (
-        spark.createDataFrame(
-            [
-                ("A", at("00"), "A1"),
-                ("A", at("02"), "A1"),
-                ("A", at("05"), "A2"),
-                ("A", at("09"), "A1"),
-            ],
-            "symbol string, event_time string, rules string",
-        )
-        .withColumn("event_time", F.to_timestamp("event_time"))
-        .withColumn("minute", (F.unix_timestamp("event_time") / 60).cast("long"))
+    stream = _fired(spark, [("A", at("00"), "A1"), ("A", at("01"), "A2")])
+    batch = _fired(
+        spark,
+        [
+            ("A", at("00"), "A1"),
+            ("A", at("02"), "A1"),
+            ("A", at("05"), "A2"),
+            ("A", at("09"), "A1"),
+        ],
     )
     quarantine = spark.createDataFrame(
         [

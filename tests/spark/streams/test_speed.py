@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -16,15 +15,11 @@ from anomalake.speed.hosts import HostsStep
 from anomalake.speed.markets import MarketsStep
 from anomalake.speed.step import KAFKA_OUTPUT, Detections, EntityStep, columns
 from anomalake.usecases.spec import UseCaseSpec
-from spark.streams.speed import (
-    decode_and_validate,
-    detection_rows,
-    detections,
-    score_batch,
-)
+from spark.streams.speed import decode_and_validate, detections, score_batch
 
 KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
 NOW = datetime(2026, 3, 9, 12, 0)
+CUTS = (0.9, 0.99, 0.999)
 
 #: A use case none of the code knows: line speeds per production line, Unix-seconds times.
 LINES = UseCaseSpec.model_validate(
@@ -123,15 +118,13 @@ def test_a_new_use_case_is_a_spec_and_a_step(spark: Any) -> None:
     step = TooFast()
     scored = score_batch(decoded, step)
     assert sorted(r["offset"] for r in scored.collect()) == list(range(len(values)))
-    (found,) = detections(scored, step, (0.9, 0.99, 0.999)).collect()
+    (found,) = detections(scored, step, CUTS).collect()
     assert (found["entity"], found["rule"], found["origin"]) == ("L1", "too_fast", "live")
     assert json.loads(found["details"]) == {"speed": 15.5}
-    (row,) = detection_rows(scored, step, 3).collect()
-    expected = hashlib.sha256(b"L1|2026-03-09 09:53:21").hexdigest()[:32]
-    assert (row["alert_id"], row["rules"], row["batch_id"]) == (expected, ["too_fast"], 3)
+    assert found["event_time"] == datetime(2026, 3, 9, 9, 53, 21)
 
 
-def test_markets_rules_fire_as_rows_keyed_by_symbol_and_minute(spark: Any) -> None:
+def test_markets_rules_fire_as_detections_of_their_rule(spark: Any) -> None:
     markets = load_settings().markets
     bars = [
         {
@@ -150,12 +143,12 @@ def test_markets_rules_fire_as_rows_keyed_by_symbol_and_minute(spark: Any) -> No
     raw = spark.createDataFrame(rows, KAFKA)
     step = MarketsStep(MarketRuleParams(), flush_after_ms=0, ttl_ms=0)
     scored = score_batch(decode_and_validate(raw, markets), step)
-    alerts = {r["event_time"].minute: r for r in detection_rows(scored, step, 0).collect()}
+    found = {r["event_time"].minute: r for r in detections(scored, step, CUTS).collect()}
     # 09:27 IST = 03:57 UTC jumps (A1), 09:28 falls back (A1), 09:29 trades 5x (A2)
-    assert {m: r["rules"] for m, r in alerts.items()} == {57: ["A1"], 58: ["A1"], 59: ["A2"]}
-    minute = alerts[59]["event_time"].timestamp() // 60
-    assert alerts[59]["alert_id"] == hashlib.sha256(f"ABC|{int(minute)}".encode()).hexdigest()[:32]
-    assert alerts[59]["volume_ratio"] == pytest.approx(5.0)
+    assert {m: r["rule"] for m, r in found.items()} == {57: "A1", 58: "A1", 59: "A2"}
+    assert {r["entity"] for r in found.values()} == {"ABC"}
+    assert json.loads(found[59]["details"])["volume_ratio"] == pytest.approx(5.0)
+    assert json.loads(found[57]["details"])["close_change"] == pytest.approx(0.1)
 
 
 def test_hosts_predictions_are_detections_of_their_activity(spark: Any) -> None:
@@ -183,7 +176,7 @@ def test_hosts_predictions_are_detections_of_their_activity(spark: Any) -> None:
 
     scored = score_batch(kafka_records(spark.createDataFrame(rows, KAFKA)), step)
     assert scored.columns[:5] == ["host", "activity", "ts", "PID", *LAYOUTS["process"][:1]]
-    (found,) = detections(scored, step, (0.9, 0.99, 0.999)).collect()
+    (found,) = detections(scored, step, CUTS).collect()
     assert (found["entity"], found["rule"], found["score"]) == ("db-1", "process_attack", 0.97)
     assert json.loads(found["details"])["model_version"] == "4"
 
