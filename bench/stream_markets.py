@@ -212,17 +212,18 @@ def latency(
     processed()
     batches = [p for p in seen.values() if p["numInputRows"] > 0]
     query.stop()
+
     # which micro-batch read each bar: the Kafka offsets each batch's progress reports
+    def offsets(value: Any) -> dict[str, int]:
+        """A source's offsets of ``topic`` per partition (progress reports them as JSON)."""
+        parsed = json.loads(value) if isinstance(value, str) else (value or {})
+        return {str(k): int(v) for k, v in parsed.get(topic, {}).items()}
+
     ranges = [
-        (
-            p["batchId"],
-            int(part),
-            int((source["startOffset"] or {}).get(topic, {}).get(part, 0)),
-            end,
-        )
+        (p["batchId"], int(part), offsets(source["startOffset"]).get(part, 0), end)
         for p in batches
         for source in p["sources"]
-        for part, end in source["endOffset"].get(topic, {}).items()
+        for part, end in offsets(source["endOffset"]).items()
     ]
     read_by = spark.createDataFrame(ranges, "batch_id long, p int, start long, end long")
     # each alerts commit of the stream names its batch ("<query>:<query id>:<batch id>")

@@ -45,33 +45,56 @@ DETECTIONS = StructType(
 Row = dict[str, Any]
 
 
-def aggregate_detections(detections: DataFrame) -> DataFrame:
+def collect_groups(detections: DataFrame) -> list[Row]:
     """One row per (entity, rule, origin): count, first/last event time (µs), max score.
 
-    ``details`` is the first detection's. Rows without an entity, rule or event time are
-    dropped; a missing or NaN score counts as 0.
+    ``details`` is the first detection's (by event time, then details). Rows without an
+    entity, rule or event time are dropped; a missing or NaN score counts as 0; a missing
+    origin is ``live``. The detections come to the driver through Arrow (one Spark job
+    over the sink's cached batch, no shuffle) and are grouped there with pandas: a Spark
+    aggregation's shuffle cost more than the whole fold (docs/benchmarks.md).
     """
     score = F.nanvl(F.coalesce(F.col("score"), F.lit(0.0)), F.lit(0.0))
-    return (
+    frame = (
         detections.where(
             F.col("entity").isNotNull()
             & F.col("rule").isNotNull()
             & F.col("event_time").isNotNull()
         )
-        .groupBy("entity", "rule", F.coalesce(F.col("origin"), F.lit("live")).alias("origin"))
-        .agg(
-            F.count(F.lit(1)).alias("count"),
-            F.unix_micros(F.min("event_time")).alias("first_us"),
-            F.unix_micros(F.max("event_time")).alias("last_us"),
-            F.max(score).alias("score"),
-            F.min_by("details", F.struct("event_time", "details")).alias("details"),
+        .select(
+            "entity",
+            "rule",
+            F.coalesce(F.col("origin"), F.lit("live")).alias("origin"),
+            score.alias("score"),
+            F.unix_micros("event_time").alias("us"),
+            "details",
         )
+        .toArrow()
+        .to_pandas()
     )
-
-
-def collect_groups(detections: DataFrame) -> list[Row]:
-    """The rows of :func:`aggregate_detections` on the driver (one Spark job)."""
-    return [row.asDict() for row in aggregate_detections(detections).collect()]
+    if frame.empty:
+        return []
+    frame = frame.sort_values(["us", "details"], kind="stable", na_position="first")
+    groups = frame.groupby(["entity", "rule", "origin"], sort=True).agg(
+        count=("us", "size"),
+        first_us=("us", "min"),
+        last_us=("us", "max"),
+        score=("score", "max"),
+        details=("details", lambda d: d.iloc[0]),
+    )
+    return [
+        {
+            "entity": g["entity"],
+            "rule": g["rule"],
+            "origin": g["origin"],
+            "count": int(g["count"]),
+            "first_us": int(g["first_us"]),
+            "last_us": int(g["last_us"]),
+            "score": float(g["score"]),
+            "details": g["details"],
+        }
+        for g in groups.reset_index().to_dict("records")
+    ]
 
 
 #: The outbox channel the alerts topic is fed from.

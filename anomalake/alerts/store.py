@@ -367,7 +367,7 @@ def plan_changes(
     """Fold aggregated detections into the current alert rows (pure).
 
     ``groups`` hold one (entity, rule, origin) each: ``count``, ``first_us``, ``last_us``,
-    ``score``, ``details`` (``spark.alerts.aggregate_detections``); times are epoch
+    ``score``, ``details`` (``spark.alerts.collect_groups``); times are epoch
     microseconds. Returns each changed or new alert row once, in its final state, with
     ``notify`` and ``event`` (``opened`` wins over an escalation in the same batch).
     """
