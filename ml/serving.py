@@ -131,28 +131,35 @@ class ChampionModel:
         )
 
 
-_CHAMPIONS: dict[tuple[str, str], ChampionModel] = {}
+_CHAMPIONS: dict[tuple[str, str, str], ChampionModel] = {}
 
 
-def champion(tracking_uri: str, name: str, refresh_seconds: float = 30.0) -> ChampionModel:
-    """This process's :class:`ChampionModel` for ``name`` (created on first use)."""
-    key = (tracking_uri, name)
+def champion(
+    tracking_uri: str, name: str, refresh_seconds: float = 30.0, alias: str = CHAMPION
+) -> ChampionModel:
+    """This process's :class:`ChampionModel` for ``name@alias`` (created on first use)."""
+    key = (tracking_uri, name, alias)
     if key not in _CHAMPIONS:
-        _CHAMPIONS[key] = ChampionModel(tracking_uri, name, refresh_seconds)
+        _CHAMPIONS[key] = ChampionModel(tracking_uri, name, refresh_seconds, alias=alias)
     return _CHAMPIONS[key]
 
 
 class ChampionScorer:
     """Scores typed rows with this process's champion of ``name``: a step's model.
 
-    Picklable (three strings and a number): the speed layer hands it to the per-entity
-    step, which runs in the Spark workers; each worker loads the champion once
+    Picklable (four strings and a number): the speed layer hands it to the per-entity
+    step, which runs in the Spark workers; each worker loads the model the ``alias``
+    names (the spec's ``scorer.model.alias``, ``champion`` by default) once
     (:func:`champion`) and re-checks the alias every ``refresh_seconds``.
     """
 
-    def __init__(self, tracking_uri: str, name: str, refresh_seconds: float = 30.0) -> None:
+    def __init__(
+        self, tracking_uri: str, name: str, refresh_seconds: float = 30.0, alias: str = CHAMPION
+    ) -> None:
         self.tracking_uri, self.name, self.refresh_seconds = tracking_uri, name, refresh_seconds
+        self.alias = alias
 
     def __call__(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """The rows' scores by the current champion (:meth:`ChampionModel.score`)."""
-        return champion(self.tracking_uri, self.name, self.refresh_seconds).score(rows)
+        """The rows' scores by the model the alias names now (:meth:`ChampionModel.score`)."""
+        model = champion(self.tracking_uri, self.name, self.refresh_seconds, self.alias)
+        return model.score(rows)

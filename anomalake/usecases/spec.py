@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SPEC_DIR = Path(__file__).resolve().parent
 
@@ -86,7 +86,21 @@ class EventTime(BaseModel):
 
     field: str
     format: Literal["iso8601", "unix_seconds"] = "iso8601"
-    timezone: str = Field(default="UTC", description="of times written without an offset")
+    timezone: str = Field(
+        default="UTC", description="IANA time zone of ISO 8601 times written without an offset"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            example = "an IANA name, e.g. Asia/Kolkata"
+            raise ValueError(f"unknown time zone {zone!r} ({example})") from None
+        return zone
 
 
 class Ordering(BaseModel):

@@ -107,12 +107,21 @@ def step_for(settings: Settings, spec: UseCaseSpec, stream: str | None = None) -
             f"{', '.join(step_class.orders) or 'none'}",
             f"set {spec.name}'s order.policy to one of those, or give it a step that reorders",
         )
+    if not step_class.decoded and spec.event_time.timezone != "UTC":
+        raise AnomalakeError(
+            f"{spec.name} declares event_time.timezone {spec.event_time.timezone!r}; its step "
+            f"{name} parses records itself and reads times without an offset as UTC",
+            "write the offset into the times, or leave event_time.timezone at UTC",
+        )
     model = None
     if spec.scorer.model is not None:
         from ml.serving import ChampionScorer
 
-        registered = settings.name_prefix + spec.named(spec.scorer.model.name, stream)
-        model = ChampionScorer(settings.mlflow.uri, registered, spec.model_refresh_seconds)
+        declared = spec.scorer.model
+        registered = settings.name_prefix + spec.named(declared.name, stream)
+        model = ChampionScorer(
+            settings.mlflow.uri, registered, spec.model_refresh_seconds, declared.alias
+        )
     step: EntityStep = step_class.from_settings(settings, stream, model)
     return step
 
@@ -209,7 +218,9 @@ def decode_and_validate(raw: DataFrame, spec: UseCaseSpec) -> DataFrame:
         missing = is_object & F.col(f"j.`{name}`").isNull()
         problems.append(F.when(missing, F.lit(f"missing field {name}")))
     entity_text = F.col(f"j.`{entity}`")
-    event_time = _event_time(F.col(f"j.`{time_field}`"), spec.event_time.format)
+    event_time = _event_time(
+        F.col(f"j.`{time_field}`"), spec.event_time.format, spec.event_time.timezone
+    )
     seconds = F.unix_timestamp(event_time)
     problems += [
         F.when(
@@ -252,11 +263,24 @@ def decode_and_validate(raw: DataFrame, spec: UseCaseSpec) -> DataFrame:
     )
 
 
-def _event_time(text: Any, written: str) -> Any:
-    """The event time column from its JSON text, as the spec says it is written."""
+#: An ISO 8601 time that names its offset (``Z``, ``+05:30``, ``-0800``).
+_OFFSET = r"(?i)(z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def _event_time(text: Any, written: str, timezone: str = "UTC") -> Any:
+    """The event time column from its JSON text, as the spec says it is written.
+
+    An ISO 8601 time without an offset is a wall-clock time in ``timezone`` (the session
+    reads times in UTC: spark.session).
+    """
     if written == "unix_seconds":
         return F.timestamp_seconds(text.try_cast("decimal(20,6)"))
-    return text.try_cast("timestamp")
+    parsed = text.try_cast("timestamp")
+    if timezone == "UTC":
+        return parsed
+    return F.when(F.trim(text).rlike(_OFFSET), parsed).otherwise(
+        F.to_utc_timestamp(parsed, timezone)
+    )
 
 
 def _typed_field(raw: Any, name: str, field: Any, limits: RecordLimits) -> tuple[Any, list[Any]]:

@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from anomalake import usecases
 from anomalake.settings import InfraSettings, Settings, load_settings
 from anomalake.usecases import spec as spec_module
-from anomalake.usecases.spec import AlertPolicy, FieldSpec, Ordering, Scorer, UseCaseSpec
+from anomalake.usecases.spec import (
+    AlertPolicy,
+    EventTime,
+    FieldSpec,
+    Ordering,
+    Scorer,
+    UseCaseSpec,
+)
 
 
 def test_every_declared_use_case_is_its_settings_section() -> None:
@@ -68,6 +75,7 @@ def test_topics_partitions_and_lifecycles_come_from_the_specs() -> None:
         (Scorer, {}, "needs detectors, rules or a model"),
         (AlertPolicy, {"channels": ["pager"]}, "topic"),
         (AlertPolicy, {"severity_cuts": [0.99, 0.9, 0.999]}, "must increase"),
+        (EventTime, {"field": "t", "timezone": "Mars/Olympus"}, "unknown time zone"),
     ],
 )
 def test_a_wrong_declaration_is_refused_by_name(

@@ -194,6 +194,69 @@ def test_a_spec_whose_order_its_step_does_not_implement_is_refused() -> None:
     assert step_for(settings, settings.infra).orders == ("strictly_increasing",)
 
 
+def test_iso_times_without_an_offset_are_read_in_the_spec_time_zone(spark: Any) -> None:
+    kolkata = LINES.model_copy(
+        update={
+            "event_time": LINES.event_time.model_copy(
+                update={"format": "iso8601", "timezone": "Asia/Kolkata"}
+            )
+        }
+    )
+    written = ["2026-03-09 15:23:20", "2026-03-09T15:23:20+05:30", "2026-03-09T09:53:20Z"]
+    values: list[object] = [{"v": 1, "line": "L1", "t": t, "speed": 1.0} for t in written]
+    values.append({"v": 1, "line": "L1", "t": "2026-03-09T09:53:20-0100", "speed": 1.0})
+    utc = {
+        r["offset"]: r["event_time"]
+        for r in decode_and_validate(_raw(spark, values), kolkata).collect()
+    }
+    # the session's times are UTC: 15:23:20 in Kolkata (+05:30) is 09:53:20 UTC
+    assert [utc[i] for i in range(3)] == [datetime(2026, 3, 9, 9, 53, 20)] * 3
+    assert utc[3] == datetime(2026, 3, 9, 10, 53, 20)
+    in_utc = decode_and_validate(
+        _raw(spark, values[:1]),
+        LINES.model_copy(
+            update={"event_time": LINES.event_time.model_copy(update={"format": "iso8601"})}
+        ),
+    )
+    assert in_utc.first()["event_time"] == datetime(2026, 3, 9, 15, 23, 20)
+
+
+def test_a_time_zone_a_self_parsing_step_cannot_honour_is_refused() -> None:
+    from anomalake.errors import AnomalakeError
+    from spark.streams.speed import step_for
+
+    settings = load_settings()
+    paris = settings.infra.model_copy(
+        update={
+            "event_time": settings.infra.event_time.model_copy(update={"timezone": "Europe/Paris"})
+        }
+    )
+    with pytest.raises(AnomalakeError, match="timezone 'Europe/Paris'; its step InfraStep"):
+        step_for(settings, paris)
+
+
+def test_the_spec_model_alias_is_the_one_the_step_scores_with() -> None:
+    from ml.serving import champion
+    from spark.streams.speed import step_for
+
+    settings = load_settings()
+    hosts = settings.hosts
+    declared = hosts.scorer.model
+    assert declared is not None and declared.alias == "champion"
+    challenger = hosts.model_copy(
+        update={
+            "scorer": hosts.scorer.model_copy(
+                update={"model": declared.model_copy(update={"alias": "challenger"})}
+            )
+        }
+    )
+    step = step_for(settings, challenger, "process")
+    assert step.score.alias == "challenger"  # type: ignore[attr-defined]
+    assert step_for(settings, hosts, "process").score.alias == "champion"  # type: ignore[attr-defined]
+    model = champion("http://127.0.0.1:1", "m", alias="challenger")
+    assert model.alias == "challenger" and champion("http://127.0.0.1:1", "m").alias == "champion"
+
+
 def test_a_spec_alert_policy_sets_cuts_suppression_and_people_channels(tmp_path: Any) -> None:
     from spark.alerts import Lifecycle
     from spark.streams.speed import alert_settings
