@@ -294,7 +294,8 @@ class AlertStore:
                 )
             return after
 
-        return retry_conflicts(attempt, f"{action} {alert_id}")
+        # a stream may commit every micro-batch: give a person as many tries as it has
+        return retry_conflicts(attempt, f"{action} {alert_id}", attempts=10)
 
     def acknowledge(
         self, alert_id: str, by: str, name: str, now: datetime | None = None

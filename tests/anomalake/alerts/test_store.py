@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -187,8 +188,6 @@ def test_suppression_after_resolve_then_a_new_alert_and_listing(tmp_path: Path) 
 
 
 def _acknowledge_all(path: str, ids: list[str], by: str) -> None:
-    import time
-
     store = AlertStore(path)
     for alert_id in ids:
         store.acknowledge(alert_id, by, "t")
@@ -213,6 +212,7 @@ def test_a_person_in_another_process_and_the_stream_never_lose_an_update(
     while person.is_alive() and batch < 2000:
         batch += 1
         _record(store, batch, [(e, "r", 0.95, batch, "live") for e in entities], current=current)
+        time.sleep(0.2)  # a micro-batch's pace (a tight loop starves the person's retries)
     person.join(120)
     assert person.exitcode == 0
     rows = store.rows()
