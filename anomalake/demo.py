@@ -76,7 +76,14 @@ def run_demo(
         if counts[m.bronze_table] + counts[m.quarantine_table] - before >= report.delivered:
             break
         time.sleep(2)
-    query.processAllAvailable()  # the last batch's alerts are committed after its bronze
+    # The batch that stored the last records folds their alerts after its bronze: wait for
+    # it to finish. (Not processAllAvailable: with the processing-time timeouts of the
+    # markets state, Spark runs a batch every trigger and that call never returns.)
+    landed_in = (query.lastProgress or {}).get("batchId", -1) + 1
+    while time.monotonic() < deadline + 60:
+        if (query.lastProgress or {}).get("batchId", -1) >= landed_in:
+            break
+        time.sleep(0.5)
     query.stop()
     counts = table_counts(spark, settings)
     echo("")
