@@ -76,12 +76,17 @@ def run_demo(
         if counts[m.bronze_table] + counts[m.quarantine_table] - before >= report.delivered:
             break
         time.sleep(2)
+
     # The batch that stored the last records folds their alerts after its bronze: wait for
     # it to finish. (Not processAllAvailable: with the processing-time timeouts of the
     # markets state, Spark runs a batch every trigger and that call never returns.)
-    landed_in = (query.lastProgress or {}).get("batchId", -1) + 1
+    def last_batch() -> int:
+        progress = query.lastProgress
+        return -1 if progress is None else int(progress["batchId"])
+
+    landed_in = last_batch() + 1
     while time.monotonic() < deadline + 60:
-        if (query.lastProgress or {}).get("batchId", -1) >= landed_in:
+        if last_batch() >= landed_in:
             break
         time.sleep(0.5)
     query.stop()

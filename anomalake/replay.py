@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from anomalake.loaders.markets import market_files, read_raw_rows
 from anomalake.producer import SCHEMA_VERSION
 
 RawRow = dict[str, str | None]
+R = TypeVar("R")
 
 
 def _event_seconds(text: str | None) -> float | None:
@@ -69,20 +71,29 @@ def to_message(row: RawRow) -> tuple[str, bytes]:
     return str(row["symbol"]), json.dumps(value, separators=(",", ":")).encode()
 
 
+def _row_seconds(row: Any) -> float | None:
+    return _event_seconds(row.get("timestamp"))
+
+
 def paced(
-    rows: Iterator[RawRow],
+    rows: Iterator[R],
     speed: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[RawRow]:
-    """Hold rows back so event time advances ``speed`` x faster than wall time (0: no pacing)."""
+    seconds_of: Callable[[R], float | None] = _row_seconds,
+) -> Iterator[R]:
+    """Hold rows back so event time advances ``speed`` x faster than wall time (0: no pacing).
+
+    ``seconds_of``: a row's event time in Unix seconds (None: sent without waiting); a
+    raw row's ``timestamp`` by default.
+    """
     if speed <= 0:
         yield from rows
         return
     origin_event: float | None = None
     origin_wall = clock()
     for row in rows:
-        seconds = _event_seconds(row.get("timestamp"))
+        seconds = seconds_of(row)
         if seconds is not None:
             if origin_event is None:
                 origin_event = seconds
@@ -200,3 +211,33 @@ def hosts_replay(
     if stream is None:
         raise ValueError("hosts replays one activity at a time: name it with --stream")
     return host_messages(path, stream, speed, origin)
+
+
+def wearables_messages(
+    path: Path, origin: str = "replay", speed: float = 0.0
+) -> Iterator[tuple[str, bytes]]:
+    """One message per device and second of the E4 exports at ``path``, keyed by device.
+
+    A frame (:func:`anomalake.loaders.e4.frames`) plus the schema version and ``origin``;
+    devices are interleaved by second (each export's own order kept) and paced by
+    ``speed``. Why a frame and not a message per sample: ``docs/wearables.md``.
+    """
+    from anomalake.loaders.e4 import find_exports, frames, load_export
+
+    exports = find_exports(path)
+    if not exports:
+        raise ValueError(f"no E4 export (a folder or zip with ACC, BVP, EDA, TEMP) in {path}")
+    merged = heapq.merge(
+        *(frames(load_export(e)) for e in exports), key=lambda f: (f["time"], f["device"])
+    )
+    for frame in paced(merged, speed, seconds_of=lambda f: float(f["time"])):
+        value = {"v": SCHEMA_VERSION, "origin": origin, **frame}
+        yield str(frame["device"]), json.dumps(value, separators=(",", ":")).encode()
+
+
+def wearables_replay(
+    path: Path, speed: float, origin: str, stream: str | None
+) -> Iterator[tuple[str, bytes]]:
+    """E4 exports as Kafka messages (:func:`wearables_messages`)."""
+    del stream
+    return wearables_messages(path, origin, speed)

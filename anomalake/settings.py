@@ -283,6 +283,25 @@ class InfraSettings(UseCaseSpec):
         return tuple(self.fields)
 
 
+class WearablesSettings(UseCaseSpec):
+    """The wearables use case (``anomalake/usecases/wearables.yaml``): E4 frames per device.
+
+    A record is one device-second of every signal (:func:`anomalake.loaders.e4.frames`);
+    features are computed over the last ``window_seconds`` every ``step_seconds``, the
+    same in the stream, training and evaluation.
+    """
+
+    USE_CASE: ClassVar[str] = "wearables"
+
+    window_seconds: int = Field(default=60, ge=10, description="a window's length")
+    step_seconds: int = Field(default=10, ge=1, description="a window ends this often")
+    train_wearers: int = Field(default=16, ge=2, description="generated wearers to train on")
+    train_hours: float = Field(default=6.0, gt=0, description="hours per training wearer")
+    train_seed: int = Field(
+        default=1000, description="first seed of training data (evaluation uses others)"
+    )
+
+
 class AlertsSettings(BaseModel):
     """Alert lifecycle and delivery to people, shared by every use case.
 
@@ -365,6 +384,9 @@ class Settings(BaseSettings):
     markets: MarketsSettings = Field(default_factory=lambda: MarketsSettings.model_validate({}))
     hosts: HostsSettings = Field(default_factory=lambda: HostsSettings.model_validate({}))
     infra: InfraSettings = Field(default_factory=lambda: InfraSettings.model_validate({}))
+    wearables: WearablesSettings = Field(
+        default_factory=lambda: WearablesSettings.model_validate({})
+    )
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
 
     @model_validator(mode="after")

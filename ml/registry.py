@@ -426,13 +426,17 @@ def _load(name: str, version: str) -> Any:
 
 
 def _score(model: Any, holdout: pd.DataFrame, label_column: str) -> Metrics:
-    """Metrics of a loaded classifier on the holdout, at the threshold it was logged with."""
+    """Metrics of a loaded classifier on the holdout, at the threshold it was logged with.
+
+    The score is the probability of anything but the first class: the positive class's of
+    a two-class model, "any episode" of a classifier whose class 0 is normal.
+    """
     from threadpoolctl import threadpool_limits
 
     from ml.hosts import score_metrics
 
     with threadpool_limits(limits=1):
-        scores = np.asarray(model.predict_proba(holdout)[:, 1], dtype=float)
+        scores = 1.0 - np.asarray(model.predict_proba(holdout)[:, 0], dtype=float)
     threshold = float(getattr(model, "threshold", 0.5))
     return score_metrics(holdout[label_column].to_numpy().astype(bool), scores, threshold)
 

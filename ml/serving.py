@@ -15,12 +15,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from anomalake.errors import AnomalakeError
 from ml.registry import CHAMPION
+
+if TYPE_CHECKING:
+    from anomalake.settings import Settings
+    from anomalake.usecases.spec import UseCaseSpec
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +109,12 @@ class ChampionModel:
     def score(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Score raw input rows with the current champion.
 
-        Returns ``score`` (probability of the positive class), ``prediction`` (at the
-        model's own threshold), ``model_name`` and ``model_version`` per row.
+        Returns ``score``, ``prediction``, ``label``, ``model_name`` and ``model_version``
+        per row. A two-class model: ``score`` is the positive class's probability,
+        ``prediction`` is at the model's own threshold, ``label`` is None. A model of
+        more classes (an episode classifier): its first class (``classes_[0]``) is the
+        normal one, ``score`` is the probability of any other, ``label`` the most likely
+        class and ``prediction`` whether that is not the first.
         """
         loaded = self.get()
         if rows.empty:
@@ -113,17 +122,28 @@ class ChampionModel:
                 {
                     "score": pd.Series(dtype="float64"),
                     "prediction": pd.Series(dtype="bool"),
+                    "label": pd.Series(dtype="object"),
                     "model_name": pd.Series(dtype="object"),
                     "model_version": pd.Series(dtype="object"),
                 }
             )
-        proba = loaded.model.predict_proba(rows)[:, 1]
-        threshold = getattr(loaded.model, "threshold", None)
-        prediction = proba >= threshold if threshold is not None else loaded.model.predict(rows)
+        model = loaded.model
+        proba = model.predict_proba(rows)
+        label: Any = None
+        if proba.shape[1] > 2:
+            score = 1.0 - proba[:, 0]
+            best = proba.argmax(axis=1)
+            label = [str(c) for c in np.asarray(model.classes_)[best]]
+            prediction = best != 0
+        else:
+            score = proba[:, 1]
+            threshold = getattr(model, "threshold", None)
+            prediction = score >= threshold if threshold is not None else model.predict(rows)
         return pd.DataFrame(
             {
-                "score": proba.astype("float64"),
+                "score": score.astype("float64"),
                 "prediction": pd.Series(prediction).astype(bool).to_numpy(),
+                "label": label,
                 "model_name": loaded.name,
                 "model_version": loaded.version,
             },
@@ -163,3 +183,14 @@ class ChampionScorer:
         """The rows' scores by the model the alias names now (:meth:`ChampionModel.score`)."""
         model = champion(self.tracking_uri, self.name, self.refresh_seconds, self.alias)
         return model.score(rows)
+
+    @classmethod
+    def of_spec(
+        cls, settings: Settings, spec: UseCaseSpec, stream: str | None = None
+    ) -> ChampionScorer | None:
+        """The scorer of the model a use case's spec declares (``scorer.model``), if any."""
+        declared = spec.scorer.model
+        if declared is None:
+            return None
+        registered = settings.name_prefix + spec.named(declared.name, stream)
+        return cls(settings.mlflow.uri, registered, spec.model_refresh_seconds, declared.alias)

@@ -43,17 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MEDICAL = (
-    "tachycardia_at_rest",
-    "bradycardia",
-    "irregular_rhythm",
-    "acute_stress",
-    "fall",
-    "fever",
-    "hypothermia",
-)
-DEVICE = ("off_wrist", "signal_loss")
-KINDS = MEDICAL + DEVICE
+from anomalake.detection.wearables import DEVICE, KINDS, MEDICAL
+
 #: Episode length in seconds (low, high) per kind.
 LENGTHS = {
     "tachycardia_at_rest": (300, 900),

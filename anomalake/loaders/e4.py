@@ -18,6 +18,7 @@ samples of that second together: the messages the wearables stream receives.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import zipfile
@@ -160,6 +161,9 @@ def _values(lines: list[str], names: tuple[str, ...], first_line: int) -> pd.Dat
 
     ``first_line`` is the 1-based line number of ``lines[0]`` in its file.
     """
+    fast = _clean_values(lines, names, first_line)
+    if fast is not None:
+        return fast
     width = len(names)
     raw = pd.Series(lines, dtype=object)
     cells = raw.str.split(",", expand=True) if len(raw) else pd.DataFrame()
@@ -184,6 +188,32 @@ def _values(lines: list[str], names: tuple[str, ...], first_line: int) -> pd.Dat
     out["reason"] = reason
     out["line"] = np.arange(first_line, first_line + len(raw))
     return out
+
+
+def _clean_values(lines: list[str], names: tuple[str, ...], first_line: int) -> pd.DataFrame | None:
+    """:func:`_values` of a file in which every row is a sample (C parser), else None.
+
+    Any doubt (a row of another width, a cell that is not a number, NaN, infinity, a
+    blank row) gives None, and the row-by-row path finds the reasons.
+    """
+    if not lines:
+        return None
+    try:
+        parsed = pd.read_csv(
+            io.StringIO("\n".join(lines)),
+            header=None,
+            skip_blank_lines=False,
+            dtype=float,
+            engine="c",
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if parsed.shape != (len(lines), len(names)) or not np.isfinite(parsed.to_numpy()).all():
+        return None
+    parsed.columns = list(names)
+    parsed["reason"] = pd.Series(None, index=parsed.index, dtype=object)
+    parsed["line"] = np.arange(first_line, first_line + len(lines))
+    return parsed
 
 
 def _rejected(frame: pd.DataFrame, stem: str) -> pd.DataFrame:
@@ -306,11 +336,12 @@ def _second_lists(signal: Signal) -> dict[int, list[Any]]:
     rows = signal.data[names].to_numpy().tolist()
     for i, row in zip(index.tolist(), rows, strict=True):
         values[i] = row if len(names) > 1 else row[0]
-    per_second: dict[int, list[Any]] = {}
-    for i, value in enumerate(values):
-        second = math.floor(signal.start + i / signal.rate)
-        per_second.setdefault(second, []).append(value)
-    return per_second
+    if not slots:
+        return {}
+    seconds = np.floor(signal.start + np.arange(slots) / signal.rate).astype(np.int64)
+    change = np.flatnonzero(np.diff(seconds)) + 1
+    bounds = zip(np.r_[0, change].tolist(), np.r_[change, slots].tolist(), strict=True)
+    return {int(seconds[lo]): values[lo:hi] for lo, hi in bounds}
 
 
 def frames(export: E4Export) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +21,13 @@ from anomalake.detection.detector_set import DetectorSet, DetectorSetConfig
 from anomalake.producer import SCHEMA_VERSION
 from anomalake.settings import Settings
 from anomalake.speed.guard import failure_reason, guarded
-from anomalake.speed.records import KAFKA_COLUMNS, ORIGINS
+from anomalake.speed.records import (
+    KAFKA_COLUMNS,
+    envelope_problems,
+    epoch_seconds,
+    event_time_problems,
+    json_object,
+)
 from anomalake.speed.step import KAFKA_OUTPUT, Detections, EntityStep, columns
 from anomalake.usecases.spec import RecordLimits
 
@@ -68,48 +73,17 @@ def parse_reading(
     record's Kafka timestamp in seconds, when known) and the sensor values.
     """
     limits = limits or RecordLimits()
-    if raw is None:
-        return None, "empty value"
-    if "\ufffd" in raw:
-        return None, "invalid UTF-8"
-    size = len(raw.encode())
-    if size > max_payload_bytes:
-        return None, f"oversized payload: {size} bytes > {max_payload_bytes}"
-    try:
-        doc = json.loads(raw, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as exc:
-        return None, f"duplicate field {str(exc)[:40]}"
-    except (ValueError, RecursionError):
-        return None, "malformed JSON"
-    if not isinstance(doc, dict):
-        return None, "malformed JSON: not an object"
-    problems = []
-    if doc.get("v") != SCHEMA_VERSION:
-        problems.append(f"unsupported schema version: {str(doc.get('v', 'none'))[:20]}")
-    asset = doc.get("asset")
-    if not isinstance(asset, str) or not asset:
-        problems.append("missing field asset")
-    elif not re.match(limits.entity_pattern, asset):
-        problems.append(f"asset {asset[:40]!r} is not an entity id")
-    elif key is not None and asset != key:
-        problems.append(f"asset {asset[:40]!r} differs from the record key {key[:40]!r}")
+    doc, reason = json_object(raw, max_payload_bytes)
+    if doc is None:
+        return None, reason
+    problems = envelope_problems(doc, "asset", key, SCHEMA_VERSION, limits)
     t = _seconds(doc.get("timestamp"))
     if doc.get("timestamp") is None:
         problems.append("missing field timestamp")
     elif t is None:
         problems.append(f"unparsable timestamp: {str(doc.get('timestamp'))[:40]!r}")
     else:
-        earliest, latest = limits.event_time_bounds()
-        if not earliest <= t <= latest:
-            problems.append(f"event time out of range: {doc['timestamp']!r}")
-        elif kafka_time is not None and t > kafka_time + limits.max_future_seconds:
-            problems.append(
-                f"event time in the future: {doc['timestamp']!r} is more than "
-                f"{limits.max_future_seconds:g} s after the record's Kafka timestamp"
-            )
-    origin = doc.get("origin", "live")
-    if origin not in ORIGINS:
-        problems.append(f"unknown origin: {str(origin)[:20]!r}")
+        problems += event_time_problems(t, doc["timestamp"], limits, kafka_time)
     values = []
     for name in sensors:
         value = doc.get(name)
@@ -125,21 +99,8 @@ def parse_reading(
             values.append(float(value))
     if problems:
         return None, "; ".join(problems)
-    assert isinstance(asset, str) and t is not None
-    return Reading(asset, t, values, str(origin)), None
-
-
-class _DuplicateKey(ValueError):
-    """A JSON object names a field twice: which value is meant is not known."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in doc:
-            raise _DuplicateKey(k)
-        doc[k] = v
-    return doc
+    assert t is not None
+    return Reading(doc["asset"], t, values, str(doc.get("origin", "live"))), None
 
 
 def _seconds(text: Any) -> float | None:
@@ -249,7 +210,7 @@ def score_records(
             sensors,
             max_payload_bytes,
             limits,
-            _epoch_seconds(record.get("kafka_timestamp")),
+            epoch_seconds(record.get("kafka_timestamp")),
         )
         if reading is None or state is None:
             reason = reason or "no record key: readings are keyed by asset"
@@ -258,14 +219,6 @@ def score_records(
         for r, scored in score_readings(state, [reading], sensors):
             rows.append(_row(record, r, scored))
     return pd.DataFrame.from_records(rows, columns=list(COLUMNS))
-
-
-def _epoch_seconds(moment: Any) -> float | None:
-    """A Kafka timestamp (pandas, datetime or None) in Unix seconds."""
-    if moment is None or moment is pd.NaT:
-        return None
-    stamp = pd.Timestamp(moment)
-    return (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).timestamp()
 
 
 def guarded_records(

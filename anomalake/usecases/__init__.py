@@ -12,7 +12,7 @@ from anomalake.usecases import spec as _spec
 from anomalake.usecases.spec import UseCaseSpec
 
 #: The use cases, in the order they are listed.
-USE_CASES = ("markets", "infra", "hosts")
+USE_CASES = ("markets", "infra", "hosts", "wearables")
 
 
 def names() -> tuple[str, ...]:

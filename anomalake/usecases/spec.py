@@ -220,6 +220,10 @@ class UseCaseSpec(BaseModel):
         default=(), description="streams of one use case that differ in layout (hosts' activities)"
     )
     entity: str = Field(description="the field naming the entity a record is about")
+    entity_noun: str | None = Field(
+        default=None,
+        description="what an entity is to people (`generate --<noun>s N`), if not the field",
+    )
     event_time: EventTime
     order: Ordering
     topic_partitions: int = Field(default=1, description="partitions `anomalake up` creates")

@@ -117,11 +117,7 @@ def step_for(settings: Settings, spec: UseCaseSpec, stream: str | None = None) -
     if spec.scorer.model is not None:
         from ml.serving import ChampionScorer
 
-        declared = spec.scorer.model
-        registered = settings.name_prefix + spec.named(declared.name, stream)
-        model = ChampionScorer(
-            settings.mlflow.uri, registered, spec.model_refresh_seconds, declared.alias
-        )
+        model = ChampionScorer.of_spec(settings, spec, stream)
     step: EntityStep = step_class.from_settings(settings, stream, model)
     return step
 

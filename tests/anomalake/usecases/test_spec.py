@@ -24,13 +24,14 @@ from anomalake.usecases.spec import (
 
 def test_every_declared_use_case_is_its_settings_section() -> None:
     settings = load_settings()
-    assert usecases.names() == ("markets", "infra", "hosts")
+    assert usecases.names() == ("markets", "infra", "hosts", "wearables")
     for name, spec in settings.use_cases.items():
         assert spec is getattr(settings, name) and spec.name == name
     assert settings.markets.entity == "symbol" and settings.markets.order.policy == "reorder"
     assert settings.markets.fields["volume"].type == "int"
     assert settings.infra.sensors[0] == "Accelerometer1RMS" and len(settings.infra.sensors) == 8
     assert settings.hosts.topics() == ("hosts.process", "hosts.memory")
+    assert settings.wearables.entity_noun == "wearer" and settings.wearables.window_seconds == 60
 
 
 def test_the_environment_overrides_the_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,6 +54,7 @@ def test_topics_partitions_and_lifecycles_come_from_the_specs() -> None:
         "infra.sensors": 2,
         "hosts.process": 1,
         "hosts.memory": 1,
+        "wearables.frames": 2,
         "alerts": 1,
     }
     # every use case has the one alert lifecycle, in its own table
@@ -60,6 +62,7 @@ def test_topics_partitions_and_lifecycles_come_from_the_specs() -> None:
         "markets": "alerts_markets",
         "infra": "alerts_infra",
         "hosts": "alerts_hosts",
+        "wearables": "alerts_wearables",
     }
     assert settings.hosts.model_name("dev-", "memory") == "dev-hosts-toniot-memory"
 
@@ -128,7 +131,7 @@ def test_a_new_use_case_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     spec_module._read.cache_clear()
     try:
         settings = Settings()
-        assert usecases.names() == ("markets", "infra", "hosts", "lines")
+        assert usecases.names() == ("markets", "infra", "hosts", "wearables", "lines")
         lines = settings.use_case("lines")
         assert isinstance(lines, UseCaseSpec) and lines.fields["speed"].unit == "m/s"
         assert settings.topic_partitions["lines.speed"] == 1
