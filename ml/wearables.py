@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from anomalake.detection.wearables import FEATURES, MEDICAL, device_state, export_features
-from anomalake.generators.wearables import load_labels, write_wearables_files
+from anomalake.generators.wearables import DEFAULT_START, load_labels, write_wearables_files
 from anomalake.loaders.e4 import find_exports, frames, load_export
 
 if TYPE_CHECKING:
@@ -81,12 +81,28 @@ def window_labels(windows: pd.DataFrame, labels: pd.DataFrame, window_seconds: i
 
 
 def labelled_windows(root: Path, window_seconds: int, step_seconds: int) -> pd.DataFrame:
-    """The windows of a generated folder with their class; unlearnable ones left out."""
-    windows = export_windows(root, window_seconds, step_seconds)
-    windows[LABEL] = window_labels(windows, load_labels(root), window_seconds)
-    explained = [
-        device_state(row) is not None for row in windows[list(FEATURES)].to_dict("records")
-    ]
+    """The windows of a generated folder with their class; unlearnable ones left out.
+
+    ``root`` holds ``labels.csv`` and its exports, or folders that each do (their
+    devices are then named ``<folder>/<device>``).
+    """
+    folders = (
+        [root]
+        if (root / "labels.csv").is_file()
+        else sorted(p.parent for p in root.glob("*/labels.csv"))
+    )
+    if not folders:
+        raise ValueError(f"no labels.csv in {root} or its folders: not generated data")
+    parts = []
+    for folder in folders:
+        windows = export_windows(folder, window_seconds, step_seconds)
+        windows[LABEL] = window_labels(windows, load_labels(folder), window_seconds)
+        if folder != root:
+            windows["device"] = folder.name + "/" + windows["device"]
+        parts.append(windows)
+    windows = pd.concat(parts, ignore_index=True)
+    rows = windows[list(FEATURES)].to_dict("records")
+    explained = [device_state(row) is not None for row in rows]
     kept = windows[windows[LABEL].notna() & ~np.asarray(explained, dtype=bool)].copy()
     kept[LABEL] = kept[LABEL].astype(int)
     kept[ABNORMAL] = (kept[LABEL] > 0).astype(int)
@@ -144,20 +160,40 @@ def metrics(model: Any, frame: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+#: Hours of the day (UTC) training wearers start at: a quarter each, so that the
+#: classifier sees sleep, mornings, afternoons and evenings.
+TRAINING_STARTS = (0, 6, 12, 18)
+
+
 def training_data(settings: Settings, out: Path) -> Path:
-    """Generate the configured training wearers into ``out`` (one episode an hour each)."""
+    """Generate the configured training wearers into ``out``, one episode an hour each.
+
+    One folder per start hour (:data:`TRAINING_STARTS`), seeds from ``train_seed`` on.
+    """
     w = settings.wearables
-    write_wearables_files(
-        out, w.train_wearers, w.train_hours, seed=w.train_seed, episodes_per_hour=1.0
-    )
+    per_start = max(1, w.train_wearers // len(TRAINING_STARTS))
+    for k, hour in enumerate(TRAINING_STARTS):
+        write_wearables_files(
+            out / f"from-{hour:02d}h",
+            per_start,
+            w.train_hours,
+            seed=w.train_seed + k,
+            start=DEFAULT_START.replace(hour=hour),
+            episodes_per_hour=1.0,
+        )
     return out
 
 
 def split_by_wearer(frame: pd.DataFrame, validation_share: float = 0.25) -> pd.Series:
-    """True for the windows of the last ``validation_share`` of wearers (sorted by device)."""
+    """True for the windows of a ``validation_share`` of wearers: every 1/share-th device.
+
+    Taken across the sorted devices (so across the folders of each start hour), not the
+    last ones, which would all start at one hour.
+    """
     devices = sorted(frame["device"].unique())
-    cut = max(1, round(len(devices) * validation_share))
-    return frame["device"].isin(devices[-cut:])
+    every = max(2, round(1 / validation_share))
+    chosen = devices[every - 1 :: every] or devices[-1:]
+    return frame["device"].isin(chosen)
 
 
 def train_and_register(

@@ -66,6 +66,8 @@ FEATURES = (
 #: the window feature it follows (an exponential average, half-life BASELINE_HALF_LIFE_S).
 BASELINES = {"hr_rel": "hr_beats", "temp_rel": "temp_mean", "eda_rel": "eda_level"}
 BASELINE_HALF_LIFE_S = 3600.0
+#: The baselines are read only once they have followed this long (NaN before).
+BASELINE_WARM_UP_S = 900.0
 #: Samples a full frame holds per signal (E4 rates).
 EXPECTED = {"acc": 32, "bvp": 64, "eda": 4, "temp": 4}
 ONE_G = 64.0  # ACC is in 1/64 g
@@ -218,14 +220,16 @@ class Windows:
         """The features of the window held now; then the wearer's baselines take it in.
 
         ``*_rel`` features are the window's value less the wearer's baseline before it
-        (NaN until there is one): a rate of 45 is low for one wearer, usual asleep for
-        another. Windows of a device that reads no body (:func:`device_state`) leave the
-        baselines as they are.
+        (NaN until it has followed :data:`BASELINE_WARM_UP_S` of worn windows): a rate
+        of 45 is low for one wearer, usual asleep for another. Windows of a device that
+        reads no body (:func:`device_state`) leave the baselines as they are.
         """
         out = summary_features(self.recent)
+        ready = self.baseline.get("seconds", 0.0) >= BASELINE_WARM_UP_S
         for rel, source in BASELINES.items():
-            out[rel] = out[source] - self.baseline.get(rel, float("nan"))
+            out[rel] = out[source] - self.baseline.get(rel, float("nan")) if ready else math.nan
         if device_state(out) is None:
+            self.baseline["seconds"] = self.baseline.get("seconds", 0.0) + self.step_seconds
             weight = 1.0 - 0.5 ** (self.step_seconds / BASELINE_HALF_LIFE_S)
             for rel, source in BASELINES.items():
                 value, before = out[source], self.baseline.get(rel, out[source])

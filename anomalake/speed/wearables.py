@@ -60,6 +60,9 @@ REQUIRED = ("acc", "bvp", "eda", "temp")
 #: The rule a device state fires, and its alert severity.
 DEVICE_RULES = {"off_wrist": "device_off_wrist", "signal_loss": "device_signal_loss"}
 DEVICE_SEVERITY = "low"
+#: Windows in a row the classifier must find abnormal before its kind fires (one window
+#: alone, 10 s, is too little to call a caregiver for).
+CONFIRM_WINDOWS = 2
 COUNTS = ("acc", "bvp", "eda", "temp", "ibi", "tags")
 
 SCORED = columns(
@@ -175,14 +178,15 @@ def parse_frame(
 
 
 class DeviceState:
-    """What the state store keeps per device: its window of summaries and frames taken."""
+    """Per device: its window of summaries, frames taken, and windows found abnormal in a row."""
 
-    def __init__(self, windows: Windows, frames: int = 0) -> None:
-        self.windows, self.frames = windows, frames
+    def __init__(self, windows: Windows, frames: int = 0, streak: int = 0) -> None:
+        self.windows, self.frames, self.streak = windows, frames, streak
 
     def to_json(self) -> str:
         """Serialise for the state store."""
-        return json.dumps({"w": self.windows.state(), "n": self.frames}, separators=(",", ":"))
+        doc = {"w": self.windows.state(), "n": self.frames, "s": self.streak}
+        return json.dumps(doc, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, window_seconds: int, step_seconds: int, text: str | None) -> DeviceState:
@@ -190,7 +194,8 @@ class DeviceState:
         if not text:
             return cls(Windows(window_seconds, step_seconds))
         doc = json.loads(text)
-        return cls(Windows.from_state(window_seconds, step_seconds, doc["w"]), doc["n"])
+        windows = Windows.from_state(window_seconds, step_seconds, doc["w"])
+        return cls(windows, doc["n"], doc.get("s", 0))
 
 
 def _empty_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +217,7 @@ def score_frames(
     computed and read as a device state or, failing that, scored by ``score`` (one call
     for the batch's windows). ``state`` None (no key): frames are validated, none scored.
     """
-    rows, windows = [], []
+    rows, windows, ended = [], [], []
     for record in records.to_dict("records"):
         row = _empty_row(record)
         rows.append(row)
@@ -244,6 +249,7 @@ def score_frames(
         if state.windows.push(summary):
             features = state.windows.end_window()
             row.update(window_end=True, **features)
+            ended.append(row)
             found = device_state(features)
             row["device_state"] = found or "worn"
             if found:
@@ -257,10 +263,16 @@ def score_frames(
             row.update(
                 score=float(s["score"]),
                 kind=kind,
-                rules=[kind] if kind else [],
                 model_name=s["model_name"],
                 model_version=s["model_version"],
             )
+    if state is not None:
+        for row in ended:  # in order: an episode is confirmed by CONFIRM_WINDOWS in a row
+            if row["device_state"] != "worn":
+                state.streak = 0
+                continue
+            state.streak = state.streak + 1 if row["kind"] else 0
+            row["rules"] = [row["kind"]] if state.streak >= CONFIRM_WINDOWS else []
     return pd.DataFrame.from_records(rows, columns=list(COLUMNS))
 
 
