@@ -249,7 +249,7 @@ def _register_use_case(name: str, declared: dict[str, Any]) -> None:
             f"streaming {topic or spec.topic_of(chosen)} -> {tables}; "
             f"checkpoint {settings.checkpoint_path(query.name)}"
         )
-        run_delivering(settings, query, seconds)
+        run_delivering(settings, query, seconds, spec)
 
     if verbs.get("backtest"):
 
@@ -297,11 +297,15 @@ def run_until_stopped(query: Any, seconds: float) -> None:
         )
 
 
-def run_delivering(settings: Settings, query: Any, seconds: float) -> None:
-    """:func:`run_until_stopped`, with the outbox drained to people meanwhile."""
-    from anomalake.alerts.delivery import DeliveryWorker, Outbox, channels_from_settings
+def run_delivering(settings: Settings, query: Any, seconds: float, spec: Any = None) -> None:
+    """:func:`run_until_stopped`, with the outbox drained to people meanwhile.
 
-    channels = channels_from_settings(settings)
+    ``spec``: the use case streamed, whose contacts get channels of their own.
+    """
+    from anomalake.alerts.delivery import DeliveryWorker, Outbox, People
+
+    policy = spec.alerting if spec is not None else None
+    channels = People(settings, policy).channels
     worker = DeliveryWorker(
         Outbox.from_settings(settings), channels, settings.alerts.deliver_every_seconds
     )

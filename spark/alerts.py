@@ -15,7 +15,6 @@ People acknowledge and resolve alerts through :class:`anomalake.alerts.store.Ale
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import functions as F
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from anomalake.producer import Publisher
+    from anomalake.usecases.spec import AlertPolicy
 
 log = logging.getLogger(__name__)
 
@@ -121,18 +121,14 @@ class Lifecycle:
         settings: Settings,
         table: str,
         use_case: str,
-        channels: Collection[str] | None = None,
+        policy: AlertPolicy | None = None,
     ) -> None:
-        """``channels``: the people channels this use case's alerts may take (all if None)."""
-        from anomalake.alerts.delivery import Outbox, channels_from_settings
+        """``policy``: the use case's channels and contacts (every channel if None)."""
+        from anomalake.alerts.delivery import Outbox, People
 
         self.settings, self.table, self.use_case = settings, table, use_case
-        configured = channels_from_settings(settings)
-        self.channels = {
-            name: channel
-            for name, channel in configured.items()
-            if channels is None or name in channels
-        }
+        self.people = People(settings, policy)
+        self.channels = self.people.channels
         self.outbox = Outbox.from_settings(settings)
         self.store = AlertStore(settings.table_path(table))
         self.current = CurrentAlerts()
@@ -143,7 +139,7 @@ class Lifecycle:
 
         self.outbox.put_many(TOPIC_CHANNEL, [(f"change:{a['last_batch']}", a) for a in alerts])
         if self.channels:
-            queue_notifications(self.outbox, self.channels, alerts)
+            queue_notifications(self.outbox, self.channels, alerts, route=self.people.route)
 
     def _publish(self, alerts: list[dict[str, Any]]) -> None:
         from anomalake.producer import Publisher

@@ -40,6 +40,7 @@ from anomalake.alerts.payload import jsonable
 
 if TYPE_CHECKING:
     from anomalake.settings import Settings
+    from anomalake.usecases.spec import AlertPolicy, Contact
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,49 @@ def email(host: str, port: int, sender: str, to: list[str], timeout: float = 10.
             smtp.send_message(message)
 
     return send
+
+
+def contact_channels(settings: Settings, contact: Contact) -> dict[str, Channel]:
+    """One channel per address of ``contact``: ``email:<address>``, ``webhook:<url>``.
+
+    E-mail needs the configured SMTP server (``ANOMALAKE_ALERTS__SMTP_HOST``).
+    """
+    a = settings.alerts
+    out: dict[str, Channel] = {}
+    if a.smtp_host:
+        for address in contact.email:
+            out[f"email:{address}"] = email(a.smtp_host, a.smtp_port, a.email_from, [address])
+    if contact.webhook:
+        out[f"webhook:{contact.webhook}"] = webhook(contact.webhook, a.webhook_timeout_seconds)
+    return out
+
+
+class People:
+    """The people channels of one use case and who each of its alerts goes to.
+
+    An alert whose entity has a contact (the spec's ``alerting.contacts``) goes to that
+    contact's addresses only; any other to the configured channels. Only the channels
+    the spec lists (``alerting.channels``: ``email``, ``webhook``) are used.
+    """
+
+    def __init__(self, settings: Settings, policy: AlertPolicy | None = None) -> None:
+        allowed = set(policy.channels) if policy is not None else {"email", "webhook"}
+        configured = channels_from_settings(settings)
+        self.default = sorted(n for n in configured if n in allowed)
+        self.channels: dict[str, Channel] = {n: configured[n] for n in self.default}
+        self.routes: dict[str, list[str]] = {}
+        for entity, contact in (policy.contacts if policy is not None else {}).items():
+            own = {
+                name: channel
+                for name, channel in contact_channels(settings, contact).items()
+                if name.split(":", 1)[0] in allowed
+            }
+            self.channels |= own
+            self.routes[entity] = sorted(own)
+
+    def route(self, alert: Mapping[str, Any]) -> list[str]:
+        """The channel names ``alert`` goes to."""
+        return self.routes.get(str(alert.get("entity")), self.default)
 
 
 def channels_from_settings(settings: Settings) -> dict[str, Channel]:
@@ -317,16 +361,18 @@ def queue_notifications(
     channels: Mapping[str, Channel],
     alerts: Iterable[Mapping[str, Any]],
     now: float | None = None,
+    route: Callable[[Mapping[str, Any]], Iterable[str]] | None = None,
 ) -> int:
     """Queue each alert whose ``notify`` is true once per channel; returns how many were new.
 
-    Alerts without ``notify`` (replays, backfills, folded detections) are not queued.
+    ``route`` names the channels of one alert (:meth:`People.route`); every channel when
+    None. Alerts without ``notify`` (replays, backfills, folded detections) are not queued.
     """
     queued = 0
     for alert in alerts:
         if not alert.get("notify"):
             continue
-        for name in channels:
+        for name in route(alert) if route is not None else channels:
             queued += outbox.put(name, alert, now=now)
     return queued
 

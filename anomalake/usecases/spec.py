@@ -156,6 +156,16 @@ class Scorer(BaseModel):
         return self
 
 
+class Contact(BaseModel):
+    """Who is told of one entity's alerts (a wearer's caregiver): e-mail addresses, a webhook."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    email: tuple[str, ...] = ()
+    webhook: str | None = None
+
+
 class AlertPolicy(BaseModel):
     """Who hears of an alert, and how severe it is.
 
@@ -171,6 +181,11 @@ class AlertPolicy(BaseModel):
         "listed here and configured (ANOMALAKE_ALERTS__WEBHOOK_URL, __SMTP_HOST)",
     )
     notify: str = Field(default="operators", description="who the people channels reach")
+    contacts: dict[str, Contact] = Field(
+        default_factory=dict,
+        description="entity -> its own contact: that entity's alerts reach the contact's "
+        "e-mail and webhook (of the listed channels) instead of the configured ones",
+    )
     severity_cuts: tuple[float, float, float] | None = Field(
         default=None, description="score cut-offs of medium, high, critical; alerts' when unset"
     )

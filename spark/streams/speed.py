@@ -595,7 +595,7 @@ def write_outputs(
     settings = alert_settings(settings, spec)
     tables = Tables(settings, spec, stream)
     appender = BatchAppender()
-    lifecycle = Lifecycle(settings, tables.alerts, spec.name, spec.alerting.channels)
+    lifecycle = Lifecycle(settings, tables.alerts, spec.name, spec.alerting)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{tables.query}-sink")
     cuts = settings.alerts.severity_cuts
 

@@ -339,3 +339,77 @@ def test_a_batch_channel_is_drained_in_one_call_and_backs_off_as_one(tmp_path: P
     assert outbox.pending("topic") == 0 and outbox.pending("hook") == 1
     # the hook's drain does not touch the topic's rows, nor the topic's the hook's
     assert outbox.drain({"hook": lambda a: None}, now=10) == {"sent": 1, "failed": 0, "dead": 0}
+
+
+def test_a_wearers_caregiver_gets_one_notification_per_episode_others_the_ops_inbox(
+    receiver: str, smtp: tuple[int, Mailbox], tmp_path: Path, settings: Settings
+) -> None:
+    """A contact's entity reaches its contact only; an episode over batches, one message."""
+    from datetime import timedelta
+
+    from anomalake.alerts.delivery import People
+    from anomalake.alerts.store import AlertStore, apply_detections, to_micros
+    from anomalake.usecases.spec import AlertPolicy, Contact
+
+    port, mailbox = smtp
+    s = settings.model_copy(
+        update={
+            "alerts": settings.alerts.model_copy(
+                update={
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": port,
+                    "email_to": ("ops@example.org",),
+                    "webhook_url": None,
+                }
+            )
+        }
+    )
+    ana = Contact(name="Ana (daughter)", email=("ana@example.org",), webhook=receiver)
+    people = People(s, AlertPolicy(channels=("topic", "webhook", "email"), contacts={"W1": ana}))
+    assert people.route({"entity": "W1"}) == ["email:ana@example.org", f"webhook:{receiver}"]
+    assert people.route({"entity": "W2"}) == ["email"]
+    outbox = Outbox(tmp_path / "outbox.db")
+    store = AlertStore(str(tmp_path / "alerts"))
+    t0 = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+
+    def batch(n: int, rows: list[tuple[str, str, float, int]]) -> None:
+        groups = [
+            {"entity": e, "rule": r, "origin": "live", "count": 1, "score": score, "details": "{}"}
+            | dict.fromkeys(("first_us", "last_us"), to_micros(t0 + timedelta(seconds=at)))
+            for e, r, score, at in rows
+        ]
+        apply_detections(
+            store,
+            use_case="wearables",
+            groups=groups,
+            tag=f"wearables:q:{n}",
+            suppress_seconds=300,
+            cuts=(0.5, 0.8, 0.95),
+            now=t0 + timedelta(seconds=at_most(rows)),
+            before_commit=lambda alerts: queue_notifications(
+                outbox, people.channels, alerts, route=people.route
+            ),
+        )
+
+    def at_most(rows: list[tuple[str, str, float, int]]) -> int:
+        return max(r[3] for r in rows) + 1
+
+    # tachycardia over three micro-batches (a window every 10 s), the device taken off,
+    # and another wearer's fall
+    batch(1, [("W1", "tachycardia_at_rest", 0.97, 0)])
+    batch(2, [("W1", "tachycardia_at_rest", 0.99, 10), ("W1", "device_off_wrist", 0.0, 20)])
+    batch(3, [("W1", "tachycardia_at_rest", 0.98, 30), ("W2", "fall", 0.97, 30)])
+    batch(3, [("W2", "fall", 0.97, 30)])  # the last batch replayed after a crash
+    assert outbox.drain(people.channels) == {"sent": 5, "failed": 0, "dead": 0}
+    to_ana = sorted(
+        str(email_parser.message_from_bytes(data)["Subject"])
+        for to, data in mailbox.messages
+        if to == ["ana@example.org"]
+    )
+    assert to_ana == ["[critical] tachycardia_at_rest on W1", "[low] device_off_wrist on W1"]
+    assert sorted((a["rule"], a["entity"]) for a in Receiver.received) == [
+        ("device_off_wrist", "W1"),
+        ("tachycardia_at_rest", "W1"),
+    ]
+    to_ops = [data for to, data in mailbox.messages if to == ["ops@example.org"]]
+    assert len(to_ops) == 1 and b"fall on W2" in to_ops[0]

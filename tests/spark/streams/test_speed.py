@@ -14,7 +14,7 @@ from anomalake.settings import load_settings
 from anomalake.speed.hosts import HostsStep
 from anomalake.speed.markets import MarketsStep
 from anomalake.speed.step import KAFKA_OUTPUT, Detections, EntityStep, columns
-from anomalake.usecases.spec import UseCaseSpec
+from anomalake.usecases.spec import AlertPolicy, UseCaseSpec
 from spark.streams.speed import decode_and_validate, detections, score_batch
 
 KAFKA = "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
@@ -277,5 +277,6 @@ def test_a_spec_alert_policy_sets_cuts_suppression_and_people_channels(tmp_path:
     own = alert_settings(settings, strict).alerts
     assert (own.severity_cuts, own.suppress_seconds) == ((0.5, 0.8, 0.95), 60.0)
     assert own.webhook_url == "http://x/h"
-    assert set(Lifecycle(settings, "t", "infra", ("topic", "webhook")).channels) == {"webhook"}
-    assert Lifecycle(settings, "t", "markets", ("topic",)).channels == {}
+    hooked = AlertPolicy(channels=("topic", "webhook"))
+    assert set(Lifecycle(settings, "t", "infra", hooked).channels) == {"webhook"}
+    assert Lifecycle(settings, "t", "markets", AlertPolicy(channels=("topic",))).channels == {}
