@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from anomalake.settings import Settings
+from tests.spark.topics import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -18,16 +19,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait(check, timeout: float = 180.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"not reached in {timeout} s: {check.__doc__}")
 
 
 def _events(tmp_path: Path, name: str, rows: int, seed: int) -> list[tuple[str, bytes]]:
@@ -86,7 +77,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
             """all 150 valid events scored"""
             return read(h.scored_table("process")).count() == 150
 
-        _wait(scored_rows)
+        wait_until(scored_rows)
         scored = read(h.scored_table("process"))
         assert {
             tuple(r) for r in scored.select("model_name", "model_version").distinct().collect()
@@ -101,7 +92,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
             row = tuple(sums.first())
             return row if row[0] == 150 else None
 
-        assert _wait(counted) == (150, scored.where("prediction").count())
+        assert wait_until(counted) == (150, scored.where("prediction").count())
 
         # predicted attacks are detections of the one alert lifecycle: one alert per host
         # and rule, recorded (origin replay: nobody is told) with every detection folded in
@@ -117,7 +108,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
             rows = read(h.alerts_table).collect()
             return rows if sum(r["detections"] for r in rows) == attacks else []
 
-        alerts = _wait(alerted)
+        alerts = wait_until(alerted)
         assert [(r["use_case"], r["entity"], r["rule"]) for r in alerts] == [
             ("hosts", "web-1", "process_attack")
         ]
@@ -135,7 +126,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
             rows = read(h.scored_table("process")).where(F.col("host") == "db-1")
             return rows.where(F.col("model_version") == second["version"]).count() == 60
 
-        _wait(second_version)
+        wait_until(second_version)
 
         # A backtest re-scores stored events with today's champion through the same code.
         from spark.jobs.hosts_backtest import backtest
@@ -159,7 +150,7 @@ def test_stream_scores_with_the_champion_and_follows_it_without_restart(  # type
             rows = read(h.scored_table("process")).where(F.col("host") == "cache-1")
             return rows.where(F.col("model_version") == second["version"]).count() == 40
 
-        _wait(kept_scoring)
+        wait_until(kept_scoring)
         assert query.isActive and query.exception() is None
         assert read(h.scored_table("process")).count() == 250
     finally:

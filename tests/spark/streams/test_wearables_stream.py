@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,20 +9,11 @@ import pandas as pd
 import pytest
 
 from anomalake.settings import Settings
+from tests.spark.topics import wait_until
 
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
-
-
-def _wait(check, timeout: float = 240.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"not reached in {timeout} s: {check.__doc__}")
 
 
 def test_stream_equals_offline_evaluation_on_the_same_frames(  # type: ignore[no-untyped-def]
@@ -37,22 +26,10 @@ def test_stream_equals_offline_evaluation_on_the_same_frames(  # type: ignore[no
     from ml.serving import ChampionScorer
     from ml.wearables import train_and_register
     from spark.streams.speed import start
-    from tests.spark.topics import new_topic
+    from tests.spark.topics import isolated
 
-    name = f"wearables_{uuid.uuid4().hex[:6]}"
-    new_topic(kafka, name)
-    w = kafka.wearables.model_copy(
-        update={
-            "topic": name,
-            "query_name": name,
-            "bronze_table": f"{name}_bronze",
-            "quarantine_table": f"{name}_quarantine",
-            "alerts_table": f"{name}_alerts",
-            "trigger_seconds": 0.5,
-            "max_offsets_per_trigger": 400,
-        }
-    )
-    s = kafka.model_copy(update={"wearables": w, "home": tmp_path / "home"})
+    s = isolated(kafka, "wearables", tmp_path, "wearables", max_offsets_per_trigger=400)
+    w = s.wearables
     write_wearables_files(tmp_path / "train", 3, 2.0, seed=11, episodes_per_hour=1.5)
     trained = train_and_register(s, tmp_path / "train")
     assert trained["metrics"]["windows"] > 100
@@ -61,7 +38,7 @@ def test_stream_equals_offline_evaluation_on_the_same_frames(  # type: ignore[no
     folder, _, _ = write_wearer(tmp_path / "e4", "W7", START, 1680, 5, schedule=schedule)
     frames = list(wearables_messages(folder))
     bad = [("W7", b"not json"), ("W8", frames[5][1])]  # W7's frame under another key
-    produce(s.kafka, name, [*frames, *bad])
+    produce(s.kafka, w.topic, [*frames, *bad])
     query = start(spark, s, "wearables")
     read = lambda table: spark.read.format("delta").load(s.table_path(table))  # noqa: E731
     try:
@@ -72,7 +49,7 @@ def test_stream_equals_offline_evaluation_on_the_same_frames(  # type: ignore[no
                 frames
             ) + len(bad)
 
-        _wait(landed)
+        wait_until(landed)
         bronze = read(w.bronze_table).toPandas().sort_values("offset", ignore_index=True)
         reasons = sorted(r["reason"] for r in read(w.quarantine_table).collect())
         assert reasons[0] == "device 'W7' differs from the record key 'W8'"
@@ -113,7 +90,7 @@ def test_stream_equals_offline_evaluation_on_the_same_frames(  # type: ignore[no
             got = {r["rule"]: r["detections"] for r in rows}
             return got if got == expected else {}
 
-        _wait(alerted)
+        wait_until(alerted)
         alerts = read(w.alerts_table).collect()
         assert {r["entity"] for r in alerts} == {"W7"}
         off = next(r for r in alerts if r["rule"] == "device_off_wrist")
