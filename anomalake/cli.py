@@ -303,15 +303,37 @@ def run_delivering(settings: Settings, query: Any, seconds: float, spec: Any = N
     ``spec``: the use case streamed, whose contacts get channels of their own.
     """
     from anomalake.alerts.delivery import DeliveryWorker, Outbox, People
+    from anomalake.alerts.escalation import Escalator
+    from anomalake.alerts.store import AlertStore
+    from spark.alerts import TOPIC_CHANNEL
 
     policy = spec.alerting if spec is not None else None
-    channels = People(settings, policy).channels
+    people = People(settings, policy)
+    outbox = Outbox.from_settings(settings)
+    escalation = policy.escalation if policy is not None else None
+    escalator = None
+    if escalation is not None:
+        escalator = Escalator(
+            AlertStore(settings.table_path(spec.alerts_table)),
+            outbox,
+            escalation,
+            [*people.escalation_route, TOPIC_CHANNEL],
+        )
     worker = DeliveryWorker(
-        Outbox.from_settings(settings), channels, settings.alerts.deliver_every_seconds
+        outbox, people.channels, settings.alerts.deliver_every_seconds, before_drain=escalator
     )
-    if channels:
+    if people.channels or escalator is not None:
         worker.start()
-        typer.echo(f"delivering alerts to {', '.join(channels)} (outbox {settings.alerts_outbox})")
+        typer.echo(
+            f"delivering alerts to {', '.join(people.channels) or 'the alerts topic only'} "
+            f"(outbox {settings.alerts_outbox})"
+        )
+    if escalation is not None:
+        typer.echo(
+            f"escalating {escalation.severity} alerts unacknowledged after "
+            f"{escalation.after_seconds:g} s to "
+            f"{', '.join(people.escalation_route) or 'the alerts topic only'}"
+        )
     try:
         run_until_stopped(query, seconds)
     finally:

@@ -36,6 +36,7 @@ os.environ.update(
 )
 
 from anomalake.settings import Settings, get_settings  # noqa: E402
+from tests.servers import receiver, smtp  # noqa: E402, F401 - fixtures of alert channels
 
 get_settings.cache_clear()
 os.environ.update(get_settings().airflow_env())

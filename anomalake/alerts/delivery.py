@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Channel = Callable[[Mapping[str, Any]], None]
+#: The event of a notification sent again because nobody acknowledged the alert.
+ESCALATED = "escalated:unacknowledged"
 
 
 def webhook(url: str, timeout: float = 5.0) -> Channel:
@@ -63,9 +65,10 @@ def email(host: str, port: int, sender: str, to: list[str], timeout: float = 10.
     def send(alert: Mapping[str, Any]) -> None:
         message = EmailMessage()
         message["From"], message["To"] = sender, ", ".join(to)
-        message["Subject"] = (
-            f"[{alert.get('severity', '?')}] {alert.get('rule')} on {alert.get('entity')}"
-        )
+        subject = f"[{alert.get('severity', '?')}] {alert.get('rule')} on {alert.get('entity')}"
+        if alert.get("event") == ESCALATED:
+            subject = f"ESCALATED, unacknowledged: {subject}"
+        message["Subject"] = subject
         message.set_content(json.dumps(jsonable(alert), indent=2, default=str))
         with smtplib.SMTP(host, port, timeout=timeout) as smtp:
             smtp.send_message(message)
@@ -102,14 +105,25 @@ class People:
         self.default = sorted(n for n in configured if n in allowed)
         self.channels: dict[str, Channel] = {n: configured[n] for n in self.default}
         self.routes: dict[str, list[str]] = {}
-        for entity, contact in (policy.contacts if policy is not None else {}).items():
-            own = {
+
+        def own(contact: Contact) -> list[str]:
+            channels = {
                 name: channel
                 for name, channel in contact_channels(settings, contact).items()
                 if name.split(":", 1)[0] in allowed
             }
-            self.channels |= own
-            self.routes[entity] = sorted(own)
+            self.channels |= channels
+            return sorted(channels)
+
+        for entity, contact in (policy.contacts if policy is not None else {}).items():
+            self.routes[entity] = own(contact)
+        escalation = policy.escalation if policy is not None else None
+        #: The channels escalations go to: the escalation contact's, else the configured.
+        self.escalation_route = (
+            own(escalation.contact)
+            if escalation is not None and escalation.contact is not None
+            else self.default
+        )
 
     def route(self, alert: Mapping[str, Any]) -> list[str]:
         """The channel names ``alert`` goes to."""
@@ -385,10 +399,16 @@ class DeliveryWorker(threading.Thread):
     """
 
     def __init__(
-        self, outbox: Outbox, channels: Mapping[str, Channel], every_seconds: float = 2.0
+        self,
+        outbox: Outbox,
+        channels: Mapping[str, Channel],
+        every_seconds: float = 2.0,
+        before_drain: Callable[[], object] | None = None,
     ) -> None:
+        """``before_drain`` runs before each drain (it may queue more: escalations)."""
         super().__init__(name="anomalake-alert-delivery", daemon=True)
         self.outbox, self.channels, self.every_seconds = outbox, dict(channels), every_seconds
+        self.before_drain = before_drain
         self._stopping = threading.Event()
         self.drains = 0
 
@@ -396,6 +416,8 @@ class DeliveryWorker(threading.Thread):
         """Drain, then wait ``every_seconds``, until stopped."""
         while not self._stopping.is_set():
             try:
+                if self.before_drain is not None:
+                    self.before_drain()
                 result = self.outbox.drain(self.channels)
                 if any(result.values()):
                     log.info("alert delivery: %s", result)

@@ -166,6 +166,24 @@ class Contact(BaseModel):
     webhook: str | None = None
 
 
+class Escalation(BaseModel):
+    """What becomes of an alert nobody acknowledges.
+
+    After ``after_seconds`` open, an alert of ``severity`` or above is sent again, marked
+    escalated, to ``contact`` (the one on call), or to the configured channels without one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after_seconds: float = Field(gt=0, description="how long an alert may stay unacknowledged")
+    severity: Literal["low", "medium", "high", "critical"] = Field(
+        default="critical", description="the lowest severity that escalates"
+    )
+    contact: Contact | None = Field(
+        default=None, description="who escalations reach; the configured channels when unset"
+    )
+
+
 class AlertPolicy(BaseModel):
     """Who hears of an alert, and how severe it is.
 
@@ -185,6 +203,9 @@ class AlertPolicy(BaseModel):
         default_factory=dict,
         description="entity -> its own contact: that entity's alerts reach the contact's "
         "e-mail and webhook (of the listed channels) instead of the configured ones",
+    )
+    escalation: Escalation | None = Field(
+        default=None, description="unacknowledged alerts sent on after a while; never when unset"
     )
     severity_cuts: tuple[float, float, float] | None = Field(
         default=None, description="score cut-offs of medium, high, critical; alerts' when unset"

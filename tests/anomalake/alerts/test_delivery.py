@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import email as email_parser
-import json
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,66 +19,9 @@ from anomalake.alerts.delivery import (
     webhook,
 )
 from anomalake.settings import Settings
+from tests.servers import Mailbox, Receiver, local_mail
 
 ALERT = {"alert_id": "a1", "entity": "pump-1", "rule": "overheating", "severity": "high"}
-
-
-class Receiver(BaseHTTPRequestHandler):
-    fail_next = 0
-    status_when_down = 503
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if Receiver.fail_next > 0:
-            Receiver.fail_next -= 1
-            self.send_response(Receiver.status_when_down)
-        else:
-            Receiver.received.append(json.loads(body))
-            self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture()
-def receiver() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    Receiver.received, Receiver.fail_next, Receiver.status_when_down = [], 0, 503
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
-    server.server_close()
-
-
-class Mailbox:
-    """An aiosmtpd handler keeping every message it accepted."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content)))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(email_parser.message_from_bytes(data)["Subject"]) for _, data in self.messages]
-
-
-@pytest.fixture()
-def smtp() -> Iterator[tuple[int, Mailbox]]:
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, mailbox
-    controller.stop()
 
 
 def test_webhook_outage_is_retried_with_back_off_and_nothing_is_lost(
@@ -352,18 +290,7 @@ def test_a_wearers_caregiver_gets_one_notification_per_episode_others_the_ops_in
     from anomalake.usecases.spec import AlertPolicy, Contact
 
     port, mailbox = smtp
-    s = settings.model_copy(
-        update={
-            "alerts": settings.alerts.model_copy(
-                update={
-                    "smtp_host": "127.0.0.1",
-                    "smtp_port": port,
-                    "email_to": ("ops@example.org",),
-                    "webhook_url": None,
-                }
-            )
-        }
-    )
+    s = local_mail(settings, port)
     ana = Contact(name="Ana (daughter)", email=("ana@example.org",), webhook=receiver)
     people = People(s, AlertPolicy(channels=("topic", "webhook", "email"), contacts={"W1": ana}))
     assert people.route({"entity": "W1"}) == ["email:ana@example.org", f"webhook:{receiver}"]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from datetime import date
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,30 +14,13 @@ from anomalake.generators.infra import write_infra_files
 from anomalake.producer import produce
 from anomalake.replay import infra_messages
 from anomalake.settings import SKAB_SENSORS, Settings
+from tests.servers import Receiver
 from tests.spark.topics import isolated_infra
 
+#: Posts the webhook refuses before it answers.
+OUTAGE = 2
+
 pytestmark = pytest.mark.integration
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    """A webhook that is down (HTTP 503) for its first ``outage`` requests, then accepts."""
-
-    received: list[dict[str, Any]] = []
-    refused = 0
-    outage = 2
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if _Receiver.refused < _Receiver.outage:
-            _Receiver.refused += 1
-            self.send_response(503)
-        else:
-            _Receiver.received.append(json.loads(body))
-            self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        return
 
 
 def _live_overheating(asset: str) -> list[tuple[str, bytes]]:
@@ -63,7 +43,7 @@ def _live_overheating(asset: str) -> list[tuple[str, bytes]]:
 
 
 def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  # type: ignore[no-untyped-def]
-    spark, kafka: Settings, tmp_path: Path
+    spark, kafka: Settings, tmp_path: Path, receiver: str
 ) -> None:
     from anomalake.alerts.delivery import DeliveryWorker, Outbox, channels_from_settings
     from anomalake.speed.infra import load_config, score_messages
@@ -71,9 +51,8 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     from spark.streams.speed import start
     from spark.tables import Days
 
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    s = isolated_infra(kafka, tmp_path, f"http://127.0.0.1:{server.server_address[1]}/alerts")
+    Receiver.fail_next = OUTAGE  # the webhook refuses the first posts
+    s = isolated_infra(kafka, tmp_path, receiver)
     i = s.infra
     data = tmp_path / "sensors"
     counts = write_infra_files(data, assets=3, hours=0.5, seed=11, bad_rows=True, faults_per_hour=6)
@@ -103,13 +82,12 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
         # live readings of a fourth asset fire the YAML rule three times: one alert, one POST
         produce(s.kafka, i.topic, _live_overheating("pump09"))
         deadline = time.monotonic() + 120
-        while not _Receiver.received and time.monotonic() < deadline:
+        while not Receiver.received and time.monotonic() < deadline:
             time.sleep(1)
         time.sleep(2)
     finally:
         query.stop()
         worker.stop()
-        server.shutdown()
 
     bronze = spark.read.format("delta").load(s.table_path(i.bronze_table))
     quarantine = spark.read.format("delta").load(s.table_path(i.quarantine_table))
@@ -157,8 +135,8 @@ def test_stream_scores_like_backfill_and_replay_and_keeps_one_alert_per_rule(  #
     assert live["severity"].tolist() == ["high"], "the rule's declared severity"
     # only the live alert reached people, once, after the webhook's outage; replayed
     # anomalies never do
-    assert _Receiver.refused == _Receiver.outage
-    assert [(a["entity"], a["rule"]) for a in _Receiver.received] == [("pump09", "overheating")]
+    assert Receiver.fail_next == 0, "the outage was lived through"
+    assert [(a["entity"], a["rule"]) for a in Receiver.received] == [("pump09", "overheating")]
 
 
 def test_kill_9_and_restart_neither_loses_nor_duplicates(  # type: ignore[no-untyped-def]
