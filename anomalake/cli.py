@@ -871,6 +871,14 @@ def train_wearables(
         f"ROC-AUC (any episode) {m.get('roc_auc', float('nan')):.3f}; "
         f"prepared in {r['prepare_seconds']:.0f} s, fitted in {r['fit_seconds']:.0f} s"
     )
+    p = r["operating_point"]
+    typer.echo(
+        f"operating point: score >= {p['threshold']:.6g}, {p['confirm_windows']:.0f} windows "
+        f"in a row; on {p['wearer_days']:.2f} validation wearer-days "
+        f"{p['detected']:.0f}/{p['episodes']:.0f} episodes, {p['false_alarms']:.0f} false alarms "
+        f"({p['false_alarms_per_day']:.2f} per day), median delay "
+        f"{p['median_delay_seconds']:.0f} s"
+    )
     typer.echo(
         f"{r['model_name']} v{r['version']} {'promoted' if d['promoted'] else 'not promoted'}: "
         f"{d['reason']} (run {r['run_id']})"
@@ -923,6 +931,19 @@ def bench_stream(
     from bench.stream_markets import main as run_bench
 
     run_bench(n_symbols=symbols, days=days, rate=rate, seconds=seconds, echo=typer.echo)
+
+
+@bench_app.command("wearables")
+@one_line_errors
+def bench_wearables(
+    wearers: Annotated[int, typer.Option(help="devices, one frame a second each")] = 1000,
+    seconds: Annotated[int, typer.Option(help="measured seconds after the warm-up")] = 300,
+    warmup: Annotated[int, typer.Option(help="seconds of input before measuring")] = 60,
+) -> None:
+    """How many wearers the speed layer follows in real time, and frame -> alert latency."""
+    from bench.stream_wearables import main as run_bench
+
+    run_bench(wearers=wearers, seconds=seconds, warmup_seconds=warmup, echo=typer.echo)
 
 
 @bench_app.command("batch")

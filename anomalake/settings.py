@@ -300,6 +300,18 @@ class WearablesSettings(UseCaseSpec):
     train_seed: int = Field(
         default=1000, description="first seed of training data (evaluation uses others)"
     )
+    calibration_wearers: int = Field(
+        default=4,
+        ge=0,
+        description="generated wearers, never fitted on, the operating point is chosen on "
+        "(with the validation wearers)",
+    )
+    calibration_hours: float = Field(default=24.0, gt=0, description="hours per such wearer")
+    false_alarms_per_day: float = Field(
+        default=1.0,
+        ge=0,
+        description="the false alarms per wearer-day the operating point may cost on them",
+    )
 
 
 class AlertsSettings(BaseModel):

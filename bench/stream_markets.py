@@ -21,11 +21,10 @@ import json
 import math
 import os
 import resource
-import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -34,6 +33,14 @@ import pandas as pd
 from anomalake.generators.markets import SESSION_MINUTES, generate_bars, symbol_names
 from anomalake.producer import SCHEMA_VERSION, produce
 from anomalake.settings import Settings, load_settings
+from bench.streams import (
+    alert_latencies,
+    latency_figures,
+    new_topic,
+    paced,
+    raw_consume_rate,
+    run_until,
+)
 
 
 def bar_messages(n_symbols: int, days: int, seed: int = 1) -> list[tuple[str, bytes]]:
@@ -74,51 +81,6 @@ def bar_messages(n_symbols: int, days: int, seed: int = 1) -> list[tuple[str, by
     ]
 
 
-def new_topic(settings: Settings, partitions: int) -> str:
-    """A fresh topic for one measurement."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    topic = f"bench-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(settings.kafka.client_config())
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
-    return topic
-
-
-def raw_consume_rate(settings: Settings, topic: str, expected: int) -> float:
-    """Messages per second a bare confluent-kafka consumer reads from ``topic``."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            **settings.kafka.client_config(),
-            "group.id": uuid.uuid4().hex,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "fetch.max.bytes": 52428800,
-        }
-    )
-    consumer.subscribe([topic])
-    seen, started = 0, None
-    deadline = time.monotonic() + 300
-    while seen < expected and time.monotonic() < deadline:
-        batch = consumer.consume(10000, timeout=1.0)
-        if batch and started is None:
-            started = time.perf_counter()
-        seen += sum(1 for m in batch if m.error() is None)
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    consumer.close()
-    return seen / elapsed if elapsed else float("nan")
-
-
-def run_until(query: Any, done: Callable[[], bool], timeout: float) -> None:
-    """Wait for ``done`` (or the timeout, or a query failure)."""
-    deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
-        if query.exception():
-            raise RuntimeError(query.exception())
-        time.sleep(0.5)
-
-
 def sustained_rate(
     spark: Any, settings: Settings, topic: str, expected: int, max_offsets: int = 50000
 ) -> dict[str, float]:
@@ -145,25 +107,6 @@ def sustained_rate(
     }
 
 
-def paced(
-    messages: list[tuple[str, bytes]], rate: float, tick: float = 0.01
-) -> Iterator[tuple[str, bytes]]:
-    """Yield messages at ``rate`` per second, waking every ``tick`` seconds.
-
-    Messages go out in bursts of ``rate * tick``, each at most one tick before its due
-    time (latency is measured from the moment it is sent); waking once per tick instead of
-    once per message keeps the harness's own CPU (it shares the two cores) low.
-    """
-    started = time.perf_counter()
-    per_tick = max(1, int(rate * tick))
-    for i, message in enumerate(messages):
-        if i % per_tick == 0:
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        yield message
-
-
 def latency(
     spark: Any,
     settings: Settings,
@@ -183,7 +126,6 @@ def latency(
     """
     from pyspark.sql import functions as F
 
-    from anomalake.alerts.store import AlertStore
     from spark.streams.speed import start
 
     s = settings.with_markets_query(f"latency_{uuid.uuid4().hex[:6]}", trigger_seconds=0.0)
@@ -213,25 +155,6 @@ def latency(
     batches = [p for p in seen.values() if p["numInputRows"] > 0]
     query.stop()
 
-    # which micro-batch read each bar: the Kafka offsets each batch's progress reports
-    def offsets(value: Any) -> dict[str, int]:
-        """A source's offsets of ``topic`` per partition (progress reports them as JSON)."""
-        parsed = json.loads(value) if isinstance(value, str) else (value or {})
-        return {str(k): int(v) for k, v in parsed.get(topic, {}).items()}
-
-    ranges = [
-        (p["batchId"], int(part), offsets(source["startOffset"]).get(part, 0), end)
-        for p in batches
-        for source in p["sources"]
-        for part, end in offsets(source["endOffset"]).items()
-    ]
-    read_by = spark.createDataFrame(ranges, "batch_id long, p int, start long, end long")
-    # each alerts commit of the stream names its batch ("<query>:<query id>:<batch id>")
-    commits = [
-        (int(tag.rsplit(":", 1)[1]), when / 1000)
-        for tag, when in AlertStore(s.table_path(s.markets.alerts_table)).stream_commits()
-    ]
-    commit_of = spark.createDataFrame(commits, "batch_id long, committed_at double")
     fired = (
         spark.read.format("delta")
         .load(s.table_path(s.markets.bronze_table))
@@ -239,19 +162,7 @@ def latency(
             (F.col("a1") | F.col("a2")) & (F.col("kafka_timestamp").cast("double") >= measured_from)
         )
     )
-    lat = (
-        fired.join(
-            read_by,
-            (F.col("partition") == F.col("p"))
-            & (F.col("offset") >= F.col("start"))
-            & (F.col("offset") < F.col("end")),
-        )
-        .join(commit_of, "batch_id")
-        .select((F.col("committed_at") - F.col("kafka_timestamp").cast("double")).alias("s"))
-        .where(F.col("s").isNotNull())
-    )
-    values = sorted(r["s"] for r in lat.collect())
-    q = statistics.quantiles(values, n=100) if len(values) > 100 else [float("nan")] * 99
+    values = alert_latencies(spark, s, s.markets.alerts_table, topic, batches, fired)
     durations = sorted(
         p["durationMs"]["triggerExecution"] / 1000
         for p in batches
@@ -261,13 +172,7 @@ def latency(
         "input_rate": achieved,
         "events": report.delivered,
         "fired_bars": len(values),
-        "p50": q[49],
-        "p95": q[94],
-        "p99": q[98],
-        "max": values[-1] if values else 0,
-        "batches": len(durations),
-        "batch_s_median": statistics.median(durations) if durations else float("nan"),
-        "batch_s_max": durations[-1] if durations else float("nan"),
+        **latency_figures(values, durations),
     }
 
 

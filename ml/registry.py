@@ -72,6 +72,9 @@ TAG_QUALITY = "quality_passed"
 TAG_FORMAT = "serialization_format"
 TAG_PREVIOUS_CHAMPION = "previous_champion"
 TAG_ROLLED_BACK = "rolled_back_at"
+#: Run tags with this prefix are copied to the registered version and read where it is
+#: served (:class:`ml.serving.LoadedModel`): its operating point, its feature version.
+TAG_SERVING = "anomalake.serving."
 # Metrics fields where a smaller value is better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"false_alarm_rate", "fp", "fn"})
 PROMOTION_METRICS: tuple[str, ...] = (
@@ -347,8 +350,9 @@ def log_training_run(
 def register_challenger(settings: Settings, run_id: str, model_name: str) -> str:
     """Register the model of run ``run_id`` as a new version of ``model_name``; alias it.
 
-    The version is tagged with the run's quality-gate outcome, dataset and label column and
-    gets the ``challenger`` alias (moved from any earlier challenger).
+    The version is tagged with the run's quality-gate outcome, dataset and label column
+    and its serving tags (:data:`TAG_SERVING`), and gets the ``challenger`` alias (moved
+    from any earlier challenger).
 
     Returns:
         The new version number.
@@ -364,7 +368,9 @@ def register_challenger(settings: Settings, run_id: str, model_name: str) -> str
         )
     mlflow.set_registry_uri(settings.mlflow.uri)
     tags = {
-        k: run.data.tags[k] for k in (TAG_QUALITY, TAG_DATASET, TAG_LABEL) if k in run.data.tags
+        k: v
+        for k, v in run.data.tags.items()
+        if k in (TAG_QUALITY, TAG_DATASET, TAG_LABEL) or k.startswith(TAG_SERVING)
     }
     version = mlflow.register_model(uri, model_name, tags={**tags, "run_id": run_id})
     c.set_registered_model_alias(model_name, CHALLENGER, version.version)

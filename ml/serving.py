@@ -14,14 +14,14 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from anomalake.errors import AnomalakeError
-from ml.registry import CHAMPION
+from ml.registry import CHAMPION, TAG_SERVING
 
 if TYPE_CHECKING:
     from anomalake.settings import Settings
@@ -32,11 +32,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A registered model version in memory."""
+    """A registered model version in memory, with how it is to be served.
+
+    ``serving``: the version's ``anomalake.serving.*`` tags, prefix removed — the operating
+    point chosen at training (``threshold``, ``confirm_windows``), the feature version.
+    """
 
     name: str
     version: str
     model: Any
+    serving: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float | None:
+        """The chosen score threshold of a model of more than two classes, if tagged."""
+        value = self.serving.get("threshold")
+        return float(value) if value is not None else None
+
+    @property
+    def confirm_windows(self) -> int | None:
+        """How many abnormal windows in a row confirm an episode, if tagged."""
+        value = self.serving.get("confirm_windows")
+        return int(value) if value is not None else None
 
 
 class ChampionModel:
@@ -62,18 +79,23 @@ class ChampionModel:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
-    def _resolve_version(self) -> str:
+    def _client(self) -> Any:
         from mlflow import MlflowClient
 
-        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        return str(client.get_model_version_by_alias(self.name, self.alias).version)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
-    def _load(self, version: str) -> Any:
+    def _resolve_version(self) -> str:
+        return str(self._client().get_model_version_by_alias(self.name, self.alias).version)
+
+    def _load(self, version: str) -> LoadedModel:
         import mlflow
 
         mlflow.set_registry_uri(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
-        return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+        model = mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+        tags = self._client().get_model_version(self.name, version).tags
+        serving = {k[len(TAG_SERVING) :]: v for k, v in tags.items() if k.startswith(TAG_SERVING)}
+        return LoadedModel(self.name, version, model, serving)
 
     def get(self) -> LoadedModel:
         """The model to score with now (checking the alias if the refresh period passed)."""
@@ -84,10 +106,16 @@ class ChampionModel:
         try:
             version = self._resolve_version()
             if self.current is None or self.current.version != version:
-                model = self._load(version)
+                loaded = self._load(version)
                 previous = self.current.version if self.current else None
-                self.current = LoadedModel(self.name, version, model)
-                log.info("scoring with %s version %s (was %s)", self.name, version, previous)
+                self.current = loaded
+                log.info(
+                    "scoring with %s version %s (was %s) %s",
+                    self.name,
+                    version,
+                    previous,
+                    loaded.serving,
+                )
             self._checked_at = now
         except Exception as exc:  # the registry is down or the alias is gone
             if self.current is None:
@@ -109,12 +137,15 @@ class ChampionModel:
     def score(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Score raw input rows with the current champion.
 
-        Returns ``score``, ``prediction``, ``label``, ``model_name`` and ``model_version``
-        per row. A two-class model: ``score`` is the positive class's probability,
-        ``prediction`` is at the model's own threshold, ``label`` is None. A model of
-        more classes (an episode classifier): its first class (``classes_[0]``) is the
-        normal one, ``score`` is the probability of any other, ``label`` the most likely
-        class and ``prediction`` whether that is not the first.
+        Returns ``score``, ``prediction``, ``label``, ``model_name``, ``model_version`` and
+        ``confirm_windows`` per row. A two-class model: ``score`` is the positive class's
+        probability, ``prediction`` is at the model's own threshold, ``label`` is None. A
+        model of more classes (an episode classifier): its first class (``classes_[0]``) is
+        the normal one and ``score`` the probability of any other. With a ``threshold``
+        chosen at training (:class:`LoadedModel`), ``prediction`` is ``score >= threshold``
+        and ``label`` the most likely other class; without, ``label`` is the most likely
+        class and ``prediction`` whether that is not the first. ``confirm_windows`` is the
+        version's own (None if untagged).
         """
         loaded = self.get()
         if rows.empty:
@@ -125,6 +156,7 @@ class ChampionModel:
                     "label": pd.Series(dtype="object"),
                     "model_name": pd.Series(dtype="object"),
                     "model_version": pd.Series(dtype="object"),
+                    "confirm_windows": pd.Series(dtype="object"),
                 }
             )
         model = loaded.model
@@ -132,9 +164,13 @@ class ChampionModel:
         label: Any = None
         if proba.shape[1] > 2:
             score = 1.0 - proba[:, 0]
-            best = proba.argmax(axis=1)
+            if loaded.threshold is None:
+                best = proba.argmax(axis=1)
+                prediction = best != 0
+            else:
+                best = 1 + proba[:, 1:].argmax(axis=1)
+                prediction = score >= loaded.threshold
             label = [str(c) for c in np.asarray(model.classes_)[best]]
-            prediction = best != 0
         else:
             score = proba[:, 1]
             threshold = getattr(model, "threshold", None)
@@ -146,6 +182,7 @@ class ChampionModel:
                 "label": label,
                 "model_name": loaded.name,
                 "model_version": loaded.version,
+                "confirm_windows": loaded.confirm_windows,
             },
             index=rows.index,
         )

@@ -66,6 +66,10 @@ FEATURES = (
 #: the window feature it follows (an exponential average, half-life BASELINE_HALF_LIFE_S).
 BASELINES = {"hr_rel": "hr_beats", "temp_rel": "temp_mean", "eda_rel": "eda_level"}
 BASELINE_HALF_LIFE_S = 3600.0
+#: The most one window's distance from a baseline counts in its update (a Huber-style
+#: clip): an episode hours long (hypothermia, fever) barely drags the baseline it is
+#: measured against, which would read the recovery after it as the opposite episode.
+BASELINE_CLIP = {"hr_rel": 10.0, "temp_rel": 0.3, "eda_rel": 1.0}
 #: The baselines are read only once they have followed this long (NaN before).
 BASELINE_WARM_UP_S = 900.0
 #: Samples a full frame holds per signal (E4 rates).
@@ -234,7 +238,10 @@ class Windows:
             for rel, source in BASELINES.items():
                 value, before = out[source], self.baseline.get(rel, out[source])
                 if math.isfinite(value):
-                    self.baseline[rel] = before + weight * (value - before)
+                    change = value - before
+                    if ready:
+                        change = min(max(change, -BASELINE_CLIP[rel]), BASELINE_CLIP[rel])
+                    self.baseline[rel] = before + weight * change
         return out
 
     def state(self) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def device_metrics(
     )
 
 
-def _naive_utc(labels: pd.DataFrame | None) -> pd.DataFrame:
+def naive_utc(labels: pd.DataFrame | None) -> pd.DataFrame:
     """Labels with UTC times without a zone, as the step's ``event_time`` (none if None)."""
     if labels is None:
         return pd.DataFrame(columns=["device", "start", "end", "kind"])
@@ -135,7 +135,7 @@ def evaluate(
     report.frames = int(scored["reason"].isna().sum())
     report.quarantined = int(scored["reason"].notna().sum())
     accepted = scored[scored["reason"].isna()]
-    labels = _naive_utc(labels)
+    labels = naive_utc(labels)
     device_rules = set(DEVICE_RULES.values())
     for device, rows in accepted.groupby("device", sort=True):
         report.wearer_hours += len(rows) / 3600.0

@@ -61,7 +61,8 @@ REQUIRED = ("acc", "bvp", "eda", "temp")
 DEVICE_RULES = {"off_wrist": "device_off_wrist", "signal_loss": "device_signal_loss"}
 DEVICE_SEVERITY = "low"
 #: Windows in a row the classifier must find abnormal before its kind fires (one window
-#: alone, 10 s, is too little to call a caregiver for).
+#: alone, 10 s, is too little to call a caregiver for), unless the model version says
+#: otherwise (its operating point chosen at training, :class:`ml.serving.LoadedModel`).
 CONFIRM_WINDOWS = 2
 COUNTS = ("acc", "bvp", "eda", "temp", "ibi", "tags")
 
@@ -256,6 +257,7 @@ def score_frames(
                 row.update(kind=found, rules=[DEVICE_RULES[found]])
             else:
                 windows.append(row)
+    confirm = CONFIRM_WINDOWS
     if windows and score is not None:
         scored = score(pd.DataFrame([{f: w[f] for f in FEATURES} for w in windows]))
         for row, s in zip(windows, scored.to_dict("records"), strict=True):
@@ -266,14 +268,36 @@ def score_frames(
                 model_name=s["model_name"],
                 model_version=s["model_version"],
             )
+        tagged = s.get("confirm_windows")
+        confirm = int(tagged) if tagged is not None and not pd.isna(tagged) else confirm
     if state is not None:
-        for row in ended:  # in order: an episode is confirmed by CONFIRM_WINDOWS in a row
-            if row["device_state"] != "worn":
-                state.streak = 0
-                continue
-            state.streak = state.streak + 1 if row["kind"] else 0
-            row["rules"] = [row["kind"]] if state.streak >= CONFIRM_WINDOWS else []
+        worn = [row["device_state"] == "worn" for row in ended]
+        fired, state.streak = confirmed(
+            state.streak,
+            [row["kind"] if w else None for row, w in zip(ended, worn, strict=True)],
+            confirm,
+        )
+        for row, w, f in zip(ended, worn, fired, strict=True):
+            if w:
+                row["rules"] = [row["kind"]] if f else []
     return pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+
+
+def confirmed(
+    streak: int, kinds: Iterable[str | None], confirm_windows: int
+) -> tuple[list[bool], int]:
+    """Which of a device's windows, in order, fire their kind; and the streak after them.
+
+    ``kinds``: each window's abnormal kind, None for a normal window or one in a device
+    state (either ends a streak). A kind fires from the ``confirm_windows``-th abnormal
+    window in a row on; ``streak`` is how many the windows before ended with. Training
+    chooses ``confirm_windows`` with this same function (:func:`ml.wearables.operating_point`).
+    """
+    fired = []
+    for kind in kinds:
+        streak = streak + 1 if kind else 0
+        fired.append(streak >= confirm_windows)
+    return fired, streak
 
 
 def _kind(label: Any) -> str:

@@ -99,3 +99,18 @@ def test_episodes_show_in_the_features(tmp_path: Path) -> None:
     for kind in ("off_wrist", "signal_loss"):
         assert median(kind, "beats") == 0 and median(kind, "eda_level") < 0.05
     assert median("off_wrist", "bvp_std") < 1 < 50 < median("signal_loss", "bvp_std")
+
+
+def test_an_hour_of_hypothermia_does_not_make_the_recovery_read_as_fever(tmp_path: Path) -> None:
+    """The baseline follows the wearer, not the episode: after an hour 3 °C colder the
+    skin's usual temperature reads as usual again, not as a rise."""
+    start = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    folder, _, _ = write_wearer(
+        tmp_path, "W1", start, 3 * 3600, 3, schedule=[("hypothermia", 3600, 7200)]
+    )
+    features = export_features(frames(load_export(folder)))
+    seconds = (features["time"] - pd.Timestamp(start)).dt.total_seconds()
+    during = features.loc[(seconds >= 6600) & (seconds < 7200), "temp_rel"].mean()
+    after = features.loc[(seconds >= 7800) & (seconds < 10800), "temp_rel"].mean()
+    assert during < -2.5
+    assert abs(after) < 0.2

@@ -16,7 +16,13 @@ from anomalake.detection.wearables import FEATURES, MEDICAL, export_features
 from anomalake.generators.wearables import write_wearer
 from anomalake.loaders.e4 import frames, load_export
 from anomalake.replay import wearables_messages
-from anomalake.speed.wearables import WearablesStep, parse_frame, score_messages
+from anomalake.speed.wearables import (
+    CONFIRM_WINDOWS,
+    WearablesStep,
+    confirmed,
+    parse_frame,
+    score_messages,
+)
 
 START = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
 
@@ -209,3 +215,25 @@ def test_random_input_never_raises_and_every_record_comes_out_once(values: list[
     assert out.loc[:2, "reason"].isna().all()
     for row in out.loc[3:].itertuples():
         assert isinstance(row.reason, str) or row.device == "W1", row
+
+
+def test_a_kind_fires_from_the_confirming_window_and_a_gap_starts_again() -> None:
+    kinds = ["fall", "fall", None, "fall", "fall", "fall", None]
+    assert confirmed(0, kinds, 2) == ([False, True, False, False, True, True, False], 0)
+    assert confirmed(0, kinds, 3)[0] == [False] * 5 + [True, False]
+    assert confirmed(0, kinds, 1)[0] == [k is not None for k in kinds]
+    # a streak carried over from the previous micro-batch counts
+    assert confirmed(1, ["fever"], 2) == ([True], 2)
+
+
+def test_the_model_versions_own_confirmation_count_is_used(wearer: Path) -> None:
+    def first_fired(confirm: int | None) -> pd.Timestamp:
+        def scorer(rows: pd.DataFrame) -> pd.DataFrame:
+            return _stand_in(rows).assign(confirm_windows=confirm)
+
+        out = score_messages(wearables_messages(wearer), WearablesStep(scorer, 8192, None))
+        fired = out[out["rules"].map(lambda r: r is not None and MEDICAL[0] in list(r))]
+        return fired["event_time"].min()
+
+    untagged, six = first_fired(None), first_fired(6)
+    assert six - untagged == pd.Timedelta(seconds=10 * (6 - CONFIRM_WINDOWS))
