@@ -13,9 +13,9 @@ frame a second (live frames, times = the wall clock) for ``warmup_seconds`` and 
    when the producer sent it): p50/p95/p99/max;
 3. micro-batches: how many, median and max duration.
 
-Devices are copies of ``source_wearers`` generated wearers (``anomalake generate
-wearables``, four episodes an hour so that alerts fire), renamed: the step's work per
-frame does not depend on whose signals they are. It starts its own Kafka broker and
+Devices are copies of ``source_wearers`` generated wearers (each with one scheduled
+spell, off the wrist or a medical episode, so that windows fire), renamed: the step's
+work per frame does not depend on whose signals they are. It starts its own Kafka broker and
 MLflow server (an isolated home), trains a small model to serve, and stops them.
 A script that prints figures, not a test: nothing here asserts a speed.
 """
@@ -37,12 +37,31 @@ from bench.streams import alert_latencies, latency_figures, new_topic, paced, ru
 
 
 def source_frames(out: Path, wearers: int, seconds: int, seed: int = 21) -> list[list[dict]]:
-    """Per generated wearer, its frames (one per second), ``seconds`` of them."""
-    from anomalake.generators.wearables import write_wearables_files
-    from anomalake.loaders.e4 import find_exports, frames, load_export
+    """Per generated wearer, its frames (one per second), ``seconds`` of them.
 
-    write_wearables_files(out, wearers, seconds / 3600 + 0.05, seed=seed, episodes_per_hour=4)
-    return [list(frames(load_export(e)))[:seconds] for e in sorted(find_exports(out))]
+    Each wearer has one scheduled spell from ``seconds // 3`` on, so that windows fire in
+    the measured part: off the wrist for even wearers (a device notice, whatever the
+    model), a medical episode for odd ones (an alert if the model finds it).
+    """
+    from anomalake.detection.wearables import MEDICAL
+    from anomalake.generators.wearables import DEFAULT_START, write_wearer
+    from anomalake.loaders.e4 import frames, load_export
+
+    out.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for i in range(wearers):
+        kind = "off_wrist" if i % 2 == 0 else MEDICAL[(i // 2) % len(MEDICAL)]
+        begin = seconds // 3 + 7 * i
+        folder, _, _ = write_wearer(
+            out,
+            f"S{i:03d}",
+            DEFAULT_START,
+            seconds + 60,
+            seed + i,
+            schedule=[(kind, begin, begin + seconds // 2)],
+        )
+        sources.append(list(frames(load_export(folder)))[:seconds])
+    return sources
 
 
 def live_frames(
