@@ -39,7 +39,8 @@ from bench.streams import alert_latencies, latency_figures, new_topic, paced, ru
 def source_frames(out: Path, wearers: int, seconds: int, seed: int = 21) -> list[list[dict]]:
     """Per generated wearer, its frames (one per second), ``seconds`` of them.
 
-    Each wearer has one scheduled spell from ``seconds // 3`` on, so that windows fire in
+    Each wearer has one scheduled spell, a third of the run long, starting from
+    ``seconds // 3`` on (staggered by wearer), so that windows fire in
     the measured part: off the wrist for even wearers (a device notice, whatever the
     model), a medical episode for odd ones (an alert if the model finds it).
     """
@@ -51,14 +52,14 @@ def source_frames(out: Path, wearers: int, seconds: int, seed: int = 21) -> list
     sources = []
     for i in range(wearers):
         kind = "off_wrist" if i % 2 == 0 else MEDICAL[(i // 2) % len(MEDICAL)]
-        begin = seconds // 3 + 7 * i
+        begin = seconds // 3 + (7 * i) % max(1, seconds // 6)  # staggered, within the run
         folder, _, _ = write_wearer(
             out,
             f"S{i:03d}",
             DEFAULT_START,
             seconds + 60,
             seed + i,
-            schedule=[(kind, begin, begin + seconds // 2)],
+            schedule=[(kind, begin, begin + seconds // 3)],
         )
         sources.append(list(frames(load_export(folder)))[:seconds])
     return sources
