@@ -163,14 +163,14 @@ class ChampionModel:
         proba = model.predict_proba(rows)
         label: Any = None
         if proba.shape[1] > 2:
-            score = 1.0 - proba[:, 0]
+            score, likeliest = abnormal(proba, model.classes_)
             if loaded.threshold is None:
                 best = proba.argmax(axis=1)
                 prediction = best != 0
+                label = [str(c) for c in np.asarray(model.classes_)[best]]
             else:
-                best = 1 + proba[:, 1:].argmax(axis=1)
                 prediction = score >= loaded.threshold
-            label = [str(c) for c in np.asarray(model.classes_)[best]]
+                label = [str(c) for c in likeliest]
         else:
             score = proba[:, 1]
             threshold = getattr(model, "threshold", None)
@@ -186,6 +186,11 @@ class ChampionModel:
             },
             index=rows.index,
         )
+
+
+def abnormal(proba: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Of a classifier whose first class is normal: P(anything else), the likeliest other class."""
+    return 1.0 - proba[:, 0], np.asarray(classes)[1 + proba[:, 1:].argmax(axis=1)]
 
 
 _CHAMPIONS: dict[tuple[str, str, str], ChampionModel] = {}

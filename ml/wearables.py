@@ -280,9 +280,11 @@ def window_kinds(model: Any, windows: pd.DataFrame) -> pd.DataFrame:
     worn = np.asarray([device_state(row) is None for row in rows], dtype=bool)
     out = pd.DataFrame({"score": np.nan, "kind": None}, index=windows.index)
     if worn.any():
+        from ml.serving import abnormal
+
         proba = model.predict_proba(windows.loc[worn, list(FEATURES)])
-        classes = np.asarray(model.classes_)[1 + proba[:, 1:].argmax(axis=1)]
-        out.loc[worn, "score"] = 1.0 - proba[:, 0]
+        score, classes = abnormal(proba, model.classes_)
+        out.loc[worn, "score"] = score
         out.loc[worn, "kind"] = [MEDICAL[int(c) - 1] for c in classes]
     return out
 
